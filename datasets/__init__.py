@@ -1,0 +1,1 @@
+"""Suite files (TOML), installed as `mrbench.datasets`."""

@@ -1,0 +1,110 @@
+"""Contract checks every solver must pass (like scikit-learn's check_estimator).
+
+`check_solver(cls)` runs them all on a tiny spec; tests/test_contract.py runs it over every
+registered solver, so a new solver gets the checks for free.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .data import make_dataset
+from .errors import SkipSolver
+from .solver import Solver
+from .specs import make_spec
+
+TINY = dict(d=4, m=3, k_max=8, n_train=256, n_test=24, pool_seed=1, seed=2)
+
+
+def tiny_dataset(**overrides):
+    return make_dataset(make_spec({**TINY, **overrides}))
+
+
+def _fit_predict(cls, ds, params, device="cpu", seed=0, y=None):
+    solver = cls(**params).set_context(seed=seed, device=device)
+    reason = solver.skip_reason(ds.spec, device)
+    if reason:
+        raise SkipSolver(reason)
+    assert solver.fit(ds.train, ds.truth if cls.requires_truth else None) is solver, "fit must return self"
+    x = ds.test.x
+    if y is None:
+        y = ds.test.y.copy()
+        y[:, -1] = np.nan
+    return solver, solver.predict(x, y)
+
+
+def check_params(cls, params):
+    solver = cls(**params)
+    got = solver.get_params()
+    assert set(got) == set(cls.param_defaults()), "get_params must return every __init__ parameter"
+    for k, v in params.items():
+        assert got[k] is v or got[k] == v, f"__init__ must store parameter {k!r} as given"
+    assert cls.name and isinstance(cls.name, str), "a solver needs a `name`"
+
+
+def check_shapes_and_finite(cls, params, sigma):
+    ds = tiny_dataset(sigma=sigma)
+    _, pred = _fit_predict(cls, ds, params)
+    pred = np.asarray(pred)
+    assert pred.shape == ds.test.y.shape, f"predict must return (n, k+1) = {ds.test.y.shape}, got {pred.shape}"
+    assert np.isfinite(pred).all(), f"non-finite predictions at sigma={sigma} (the query label arrives as NaN)"
+
+
+def check_deterministic(cls, params):
+    ds = tiny_dataset()
+    _, a = _fit_predict(cls, ds, params, seed=7)
+    _, b = _fit_predict(cls, tiny_dataset(), params, seed=7)
+    np.testing.assert_array_equal(a, b, err_msg="the same seed must give the same predictions")
+
+
+def check_no_mutation(cls, params):
+    ds = tiny_dataset()
+    train = ds.train.fixed()
+    before = [a.copy() for a in (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool)]
+    y = ds.test.y.copy()
+    y[:, -1] = np.nan
+    y_before = y.copy()
+    solver = cls(**params).set_context(seed=0)
+    if solver.skip_reason(ds.spec, "cpu"):
+        raise SkipSolver(solver.skip_reason(ds.spec, "cpu"))
+    solver.fit(ds.train, ds.truth if cls.requires_truth else None)
+    solver.predict(ds.test.x, y)
+    for a, b in zip(before, (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool)):
+        np.testing.assert_array_equal(a, b, err_msg="fit/predict must not modify their inputs")
+    np.testing.assert_array_equal(y, y_before, err_msg="predict must not modify y")
+
+
+def check_causal(cls, params):
+    """Prediction i may use pairs 0..i-1 and x_i only: changing y_j moves nothing at i <= j."""
+    ds = tiny_dataset()
+    solver, base = _fit_predict(cls, ds, params)
+    K = ds.test.y.shape[1]
+    for j in (0, K // 2, K - 2):
+        y = ds.test.y.copy()
+        y[:, -1] = np.nan
+        y[:, j] += 10.0
+        moved = solver.predict(ds.test.x, y)
+        np.testing.assert_allclose(moved[:, : j + 1], base[:, : j + 1], rtol=1e-6, atol=1e-8,
+                                   err_msg=f"predictions at k <= {j} changed with y_{j}: the solver reads labels it must not see")
+
+
+def check_fast_on_tiny(cls, params, limit=60.0):
+    t0 = time.perf_counter()
+    _fit_predict(cls, tiny_dataset(), params)
+    assert time.perf_counter() - t0 < limit, f"a tiny spec took more than {limit} s"
+
+
+CHECKS = (check_shapes_and_finite, check_deterministic, check_no_mutation, check_causal, check_fast_on_tiny)
+
+
+def check_solver(cls: type[Solver], params: dict | None = None) -> None:
+    """Run every contract check; raises AssertionError (or SkipSolver) on the first failure."""
+    params = params or {}
+    check_params(cls, params)
+    for check in CHECKS:
+        if check is check_shapes_and_finite:
+            for sigma in (1.0, 0.0):
+                check(cls, params, sigma)
+        else:
+            check(cls, params)

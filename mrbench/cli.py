@@ -1,0 +1,78 @@
+"""Command line: `mrbench run`, `mrbench list`. User errors exit with code 2, failed cells with 1."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mrbench", description="Benchmark solvers of mixtures of linear regressions.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run suite × solvers × seeds and store the results")
+    r.add_argument("--suite", default="quick", help="built-in suite NAME, NAME:SECTION, or a .toml file (default: quick)")
+    r.add_argument("--where", help='pandas-query filter on spec fields, e.g. "m == 5 and sigma == 1"')
+    r.add_argument("--solvers", help="all | NAME,... | 'name[param=value,...]' (default: the suite's list, else all)")
+    r.add_argument("--seeds", type=int, default=1, help="replicates per spec: seeds seed .. seed+N-1 (default 1)")
+    r.add_argument("--out", default="results", help="results directory (default: results)")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    r.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help="load solvers from a file (repeatable)")
+    r.add_argument("--save-predictions", action="store_true", help="also store raw predictions (float32) per cell")
+    r.add_argument("--dry-run", action="store_true", help="list the cells and what is stored; run nothing")
+    r.add_argument("--force", action="store_true", help="redo cells already stored")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or leaderboard")
+
+    ls = sub.add_parser("list", help="list solvers and suites")
+    ls.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from .runner import FAILED, run
+
+    results = run(suite=args.suite, solvers=args.solvers, seeds=args.seeds, out=args.out, where=args.where,
+                  device=args.device, dry_run=args.dry_run, force=args.force, plugins=args.plugin,
+                  save_predictions=args.save_predictions, progress=not args.quiet)
+    if args.dry_run:
+        return 0
+    print(f"results: {args.out}")
+    failed = results.drop_duplicates("cell_key")["status"].isin([FAILED, "timeout"]).sum()
+    return 1 if failed else 0
+
+
+def _cmd_list(args) -> int:
+    from .registry import load_registry
+    from .specs import builtin_suites, load_suite
+
+    print("solvers:")
+    for name, entry in load_registry(args.plugin).items():
+        if not entry.available:
+            print(f"  {name:<16} unavailable: {entry.error}  [{entry.source}]")
+            continue
+        cls = entry.cls
+        kind = "oracle" if cls.requires_truth else ("trained" if cls.trained else "per-prompt")
+        params = ", ".join(f"{k}={v!r}" for k, v in cls.param_defaults().items()) or "-"
+        print(f"  {name:<16} {kind:<10} available  params: {params}  [{entry.source}]")
+    print("suites:")
+    for name in sorted(builtin_suites()):
+        suite = load_suite(name)
+        print(f"  {name:<12} {len(suite.specs):>4} specs  sections: {', '.join(suite.sections)}  {suite.description}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _cmd_run, "list": _cmd_list}[args.command](args)
+    except UserError as exc:
+        print(f"mrbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mrbench: interrupted; finished cells are stored, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Scores computed from predictions and truth. A solver never sees these."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def nmse_curve(pred: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """NMSE (MSE / d) at every prefix length k = 0..K-1, and its standard error over prompts."""
+    err = (np.asarray(pred, np.float64) - y) ** 2 / d
+    n = err.shape[0]
+    return err.mean(axis=0), err.std(axis=0, ddof=1) / np.sqrt(n)
+
+
+def nmse_average(pred: np.ndarray, y: np.ndarray, d: int) -> tuple[float, float]:
+    """Mean NMSE over k = 1..K-1 and its standard error, from per-prompt averages (the errors
+    at different k of one prompt are correlated, so per-k SEs cannot simply be combined)."""
+    per_prompt = ((np.asarray(pred, np.float64)[:, 1:] - y[:, 1:]) ** 2).mean(axis=1) / d
+    return float(per_prompt.mean()), float(per_prompt.std(ddof=1) / np.sqrt(len(per_prompt)))
+
+
+def pool_metrics(true_pool: np.ndarray, est_pool: np.ndarray, sigma: float,
+                 true_pi: np.ndarray | None = None, est_pi: np.ndarray | None = None) -> dict[str, float]:
+    """Recovery of an estimated pool.
+
+    pool_mse: mean squared error per component after optimal (Hungarian) matching.
+    pool_oracle_nmse: Pathak et al.'s oracle prediction error of the estimated pool,
+        (sigma^2 + (1/m) sum_j min_w ||w_j - w||^2) / d.
+    pi_error: total-variation distance between matched weights (when both are given).
+    """
+    m, d = true_pool.shape
+    cost = ((true_pool[:, None, :] - est_pool[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    out = {
+        "pool_mse": float(cost[rows, cols].sum() / m),
+        "pool_oracle_nmse": float((sigma**2 + cost.min(axis=1).mean()) / d),
+        "pi_error": float("nan"),
+    }
+    if true_pi is not None and est_pi is not None and len(est_pi) == len(est_pool):
+        matched = np.zeros(m)
+        matched[rows] = np.asarray(est_pi)[cols]
+        out["pi_error"] = float(0.5 * np.abs(matched - true_pi).sum())
+    return out

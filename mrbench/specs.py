@@ -1,0 +1,245 @@
+"""Dataset specs: validation, suite files (TOML) and grid expansion.
+
+A suite file has a `[suite]` table, optional `[defaults]`, and one `[sections.NAME]` table per
+figure. In a section, plain keys fix a field, `grid = {field = [...]}` takes the Cartesian
+product, and `zip = {a = [...], b = [...]}` varies coupled fields together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+SHIFT_KINDS = ("none", "covariate_scale", "weight_scale", "weight_shift")
+FAMILIES = ("prompt",)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One data-generating setting. Its identity (all fields) keys the data and the results."""
+
+    family: str = "prompt"
+    d: int = 20
+    m: int = 5
+    sigma: float = 1.0
+    k_max: int = 60
+    n_train: int | None = None  # None: a stream of fresh prompts (see data.DEFAULT_N_TRAIN)
+    n_test: int = 1000
+    shift_kind: str = "none"
+    shift_value: float = 0.0
+    pool_seed: int = 0
+    seed: int = 0
+    # Where the spec comes from; part of the results, not of the data.
+    suite: str = ""
+    section: str = ""
+    name: str = ""
+
+    def data_fields(self) -> dict[str, Any]:
+        """The fields that determine the data (not the labels)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in LABEL_FIELDS}
+
+    def with_seed(self, seed: int) -> "Spec":
+        return dataclasses.replace(self, seed=seed)
+
+    def canonical(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+LABEL_FIELDS = ("suite", "section", "name")
+DATA_FIELDS = tuple(f.name for f in dataclasses.fields(Spec) if f.name not in LABEL_FIELDS)
+_NON_NEGATIVE_INTS = ("pool_seed", "seed")
+
+
+def _fail(where: str, key: str, value: Any, allowed: str) -> UserError:
+    return UserError(f"{where}: field '{key}' = {value!r} is invalid: {allowed}")
+
+
+def _as_int(where, key, value, lo, hi=None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(where, key, value, f"must be an integer >= {lo}" + (f" and <= {hi}" if hi else ""))
+    if value < lo or (hi is not None and value > hi):
+        raise _fail(where, key, value, f"must be an integer >= {lo}" + (f" and <= {hi}" if hi else ""))
+    return value
+
+
+def _as_float(where, key, value, allowed: str, ok=lambda v: True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(where, key, value, f"must be a number, {allowed}")
+    value = float(value)
+    if not math.isfinite(value) or not ok(value):
+        raise _fail(where, key, value, allowed)
+    return value
+
+
+def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
+    """Validate raw values (from TOML or Python) into a Spec; errors name `where` and the field."""
+    known = {f.name for f in dataclasses.fields(Spec)}
+    for key in values:
+        if key not in known:
+            raise UserError(f"{where}: unknown field '{key}'; valid fields: {', '.join(sorted(known))}")
+    v = dict(values)
+    family = v.get("family", "prompt")
+    if family not in FAMILIES:
+        raise _fail(where, "family", family, f"must be one of {', '.join(FAMILIES)}")
+    out: dict[str, Any] = {"family": family}
+    out["d"] = _as_int(where, "d", v.get("d", 20), 1, 4096)
+    out["m"] = _as_int(where, "m", v.get("m", 5), 1, 100_000)
+    out["sigma"] = _as_float(where, "sigma", v.get("sigma", 1.0), "must be finite and >= 0", lambda s: s >= 0)
+    out["k_max"] = _as_int(where, "k_max", v.get("k_max", 60), 1, 100_000)
+    n_train = v.get("n_train", None)
+    if n_train in (None, "stream"):
+        out["n_train"] = None
+    else:
+        out["n_train"] = _as_int(where, "n_train", n_train, 1, 100_000_000)
+    out["n_test"] = _as_int(where, "n_test", v.get("n_test", 1000), 2, 100_000_000)
+    kind = v.get("shift_kind", "none")
+    if kind not in SHIFT_KINDS:
+        raise _fail(where, "shift_kind", kind, f"must be one of {', '.join(SHIFT_KINDS)}")
+    out["shift_kind"] = kind
+    default_value = {"none": 0.0, "covariate_scale": 1.0, "weight_scale": 1.0, "weight_shift": 0.0}[kind]
+    if kind in ("covariate_scale", "weight_scale"):
+        out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", default_value), "must be finite and > 0", lambda s: s > 0)
+    elif kind == "weight_shift":
+        out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", default_value), "must be finite")
+    else:
+        out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", 0.0), "must be 0 when shift_kind is 'none'", lambda s: s == 0)
+    for key in _NON_NEGATIVE_INTS:
+        out[key] = _as_int(where, key, v.get(key, 0), 0, 2**63 - 1)
+    for key in LABEL_FIELDS:
+        value = v.get(key, "")
+        if not isinstance(value, str):
+            raise _fail(where, key, value, "must be a string")
+        out[key] = value
+    return Spec(**out)
+
+
+@dataclass
+class Suite:
+    name: str
+    path: str
+    description: str
+    specs: list[Spec]
+    solvers: list[str] = field(default_factory=list)
+    sections: dict[str, str] = field(default_factory=dict)
+
+
+def builtin_suites() -> dict[str, Path]:
+    root = resources.files("mrbench.datasets")
+    return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
+
+
+def _expand_section(where: str, table: dict[str, Any]) -> list[dict[str, Any]]:
+    fixed = {k: v for k, v in table.items() if k not in ("grid", "zip", "description")}
+    grid = table.get("grid", {})
+    zipped = table.get("zip", {})
+    for name, sub in (("grid", grid), ("zip", zipped)):
+        if not isinstance(sub, dict):
+            raise UserError(f"{where}: '{name}' must be a table of lists, e.g. {name} = {{ m = [5, 20] }}")
+        for key, values in sub.items():
+            if not isinstance(values, list) or not values:
+                raise UserError(f"{where}: {name}.{key} must be a non-empty list, got {values!r}")
+    lengths = {len(v) for v in zipped.values()}
+    if len(lengths) > 1:
+        raise UserError(f"{where}: the lists in 'zip' must have equal lengths, got {sorted(lengths)}")
+    zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
+    grid_rows = [dict(zip(grid, row)) for row in itertools.product(*grid.values())]
+    varying = list(grid) + list(zipped)
+    rows = []
+    for g in grid_rows:
+        for z in zip_rows:
+            row = {**fixed, **g, **z}
+            row["_varying"] = varying
+            rows.append(row)
+    return rows
+
+
+def _spec_name(section: str, row: dict[str, Any], varying: list[str]) -> str:
+    parts = [f"{k}={row[k]}" for k in varying if k not in ("seed",)]
+    return f"{section}/" + ",".join(parts) if parts else section
+
+
+def load_suite(ref: str | Path) -> Suite:
+    """Load a suite by built-in name, NAME:SECTION, or path to a TOML file."""
+    ref = str(ref)
+    section_filter = None
+    builtins = builtin_suites()
+    path = Path(ref)
+    if not path.suffix == ".toml" and ":" in ref:
+        ref, section_filter = ref.split(":", 1)
+        path = Path(ref)
+    elif path.suffix == ".toml" and not path.exists() and ":" in ref:
+        ref, section_filter = ref.rsplit(":", 1)
+        path = Path(ref)
+    if ref in builtins:
+        path = builtins[ref]
+    elif not path.exists():
+        raise UserError(f"unknown suite '{ref}'; built-in suites: {', '.join(sorted(builtins))} (or pass a path to a .toml file)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    return _parse_suite(raw, path, section_filter)
+
+
+def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) -> Suite:
+    where = str(path)
+    unknown = set(raw) - {"suite", "defaults", "sections"}
+    if unknown:
+        raise UserError(f"{where}: unknown top-level table(s) {sorted(unknown)}; expected [suite], [defaults], [sections.NAME]")
+    meta = raw.get("suite", {})
+    defaults = raw.get("defaults", {})
+    sections = raw.get("sections", {})
+    if not isinstance(meta, dict) or not isinstance(defaults, dict) or not isinstance(sections, dict):
+        raise UserError(f"{where}: [suite], [defaults] and [sections.NAME] must be tables")
+    bad_meta = set(meta) - {"name", "description", "solvers"}
+    if bad_meta:
+        raise UserError(f"{where}: unknown field(s) in [suite]: {sorted(bad_meta)}; valid: name, description, solvers")
+    name = meta.get("name", path.stem)
+    solvers = meta.get("solvers", [])
+    if not isinstance(name, str) or not isinstance(solvers, list) or not all(isinstance(s, str) for s in solvers):
+        raise UserError(f"{where}: [suite] name must be a string and solvers a list of strings")
+    if not sections:
+        raise UserError(f"{where}: no [sections.NAME] table; a suite needs at least one section")
+    if section_filter is not None and section_filter not in sections:
+        raise UserError(f"{where}: unknown section '{section_filter}'; sections: {', '.join(sections)}")
+    specs, seen, descriptions = [], set(), {}
+    for sec_name, table in sections.items():
+        if section_filter is not None and sec_name != section_filter:
+            continue
+        if not isinstance(table, dict):
+            raise UserError(f"{where}: [sections.{sec_name}] must be a table")
+        descriptions[sec_name] = str(table.get("description", ""))
+        sec_where = f"{where}: [sections.{sec_name}]"
+        for row in _expand_section(sec_where, table):
+            varying = row.pop("_varying")
+            values = {**defaults, **row, "suite": name, "section": sec_name}
+            values["name"] = _spec_name(sec_name, values, varying)
+            spec = make_spec(values, sec_where)
+            if spec.name in seen:
+                raise UserError(f"{sec_where}: two specs share the name '{spec.name}'")
+            seen.add(spec.name)
+            specs.append(spec)
+    return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers, sections=descriptions)
+
+
+def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:
+    """Keep the specs matching a pandas-query expression over the spec fields."""
+    if not where:
+        return specs
+    import pandas as pd
+
+    frame = pd.DataFrame([dataclasses.asdict(s) for s in specs])
+    try:
+        keep = frame.query(where, engine="python").index
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise UserError(f"--where {where!r} is not a valid expression over the spec fields "
+                        f"({', '.join(frame.columns)}): {exc}") from None
+    return [specs[i] for i in keep]

@@ -1,0 +1,98 @@
+"""Results store: one Parquet file per finished cell, written atomically.
+
+`DIR/<cell key>.parquet` holds the cell's rows (one per prefix length k, or a single row with
+k null for a failed or skipped cell). Files are written to a dot-prefixed temporary name and
+renamed into place, so a reader (or `pandas.read_parquet(DIR)`) never sees a partial file:
+readers ignore names that start with '.' or '_'. Raw predictions live in `DIR/_predictions/`.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema([
+    ("suite", pa.string()), ("section", pa.string()), ("spec", pa.string()), ("family", pa.string()),
+    ("d", pa.int64()), ("m", pa.int64()), ("sigma", pa.float64()), ("k_max", pa.int64()),
+    ("n_train", pa.int64()), ("n_test", pa.int64()), ("shift_kind", pa.string()),
+    ("shift_value", pa.float64()), ("pool_seed", pa.int64()), ("seed", pa.int64()),
+    ("solver", pa.string()), ("solver_params", pa.string()), ("label", pa.string()),
+    ("solver_family", pa.string()), ("oracle", pa.bool_()), ("trained", pa.bool_()),
+    ("k", pa.int64()), ("nmse", pa.float64()), ("nmse_se", pa.float64()),
+    ("nmse_avg", pa.float64()), ("nmse_avg_se", pa.float64()),
+    ("status", pa.string()), ("error", pa.string()),
+    ("fit_seconds", pa.float64()), ("predict_seconds", pa.float64()),
+    ("peak_rss_mb", pa.float64()), ("peak_gpu_mb", pa.float64()),
+    ("pool_mse", pa.float64()), ("pool_oracle_nmse", pa.float64()), ("pi_error", pa.float64()),
+    ("iterations", pa.int64()), ("converged", pa.bool_()), ("info", pa.string()),
+    ("cell_key", pa.string()), ("code_version", pa.string()), ("mrbench_version", pa.string()),
+    ("git_commit", pa.string()), ("device", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+])
+COLUMNS = SCHEMA.names
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.parquet"
+
+    def write(self, key: str, rows: pd.DataFrame, predictions: np.ndarray | None = None) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if predictions is not None:
+            pdir = self.root / "_predictions"
+            pdir.mkdir(exist_ok=True)
+            _atomic(pdir / f"{key}.npy", lambda f: np.save(f, predictions.astype(np.float32)))
+        table = pa.Table.from_pandas(rows[COLUMNS], schema=SCHEMA, preserve_index=False)
+        return _atomic(self.path(key), lambda f: pq.write_table(table, f))
+
+    def statuses(self) -> dict[str, str]:
+        """Cell key -> status of every readable cell file; unreadable files are reported and
+        left out, so their cells run again (and replace them)."""
+        out = {}
+        if not self.root.is_dir():
+            return out
+        for f in self.root.glob("*.parquet"):
+            try:
+                status = pq.read_table(f, columns=["status"]).column(0)
+                out[f.stem] = status[0].as_py() if len(status) else "corrupt"
+            except Exception as exc:  # a damaged file: report it, never read it silently
+                warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again")
+        return out
+
+    def predictions(self, key: str) -> np.ndarray | None:
+        f = self.root / "_predictions" / f"{key}.npy"
+        return np.load(f) if f.exists() else None
+
+
+def _atomic(path: Path, write) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(root: str | Path) -> pd.DataFrame:
+    """All cells of a results directory as one long table (k as a nullable integer)."""
+    root = Path(root)
+    files = sorted(root.glob("*.parquet")) if root.is_dir() else []
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f, schema=SCHEMA))
+        except Exception as exc:
+            warnings.warn(f"skipping unreadable result file {f} ({exc.__class__.__name__})")
+    if not tables:
+        return pd.DataFrame({c: pd.Series(dtype=t.to_pandas_dtype()) for c, t in zip(COLUMNS, SCHEMA.types)})
+    frame = pa.concat_tables(tables).to_pandas()
+    frame["k"] = frame["k"].astype("Int64")
+    return frame

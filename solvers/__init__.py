@@ -1,0 +1,1 @@
+"""Built-in solvers, installed as `mrbench.solvers` and registered through entry points."""

@@ -1,0 +1,176 @@
+"""The runner, the store and the CLI end to end, on small suites."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mrbench
+from conftest import EXAMPLE_PLUGIN
+from mrbench.store import COLUMNS
+
+TINY = """
+[suite]
+name = "tiny"
+[defaults]
+d = 4
+k_max = 8
+n_test = 64
+n_train = 200
+[sections.main]
+grid = { m = [2, 3], sigma = [0.0, 0.5] }
+"""
+
+PLUGINS = """
+import time
+import numpy as np
+from mrbench import Solver
+
+class Broken(Solver):
+    name = "broken"
+    def predict(self, x, y):
+        raise RuntimeError("deliberate failure")
+
+class Slow(Solver):
+    name = "slow"
+    def __init__(self, delay=0.25):
+        self.delay = delay
+    def predict(self, x, y):
+        time.sleep(self.delay)
+        return np.zeros(y.shape)
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture
+def plugins(tmp_path):
+    path = tmp_path / "plugins.py"
+    path.write_text(PLUGINS)
+    return path
+
+
+def test_run_writes_long_table_and_rerun_adds_nothing(cli, tiny, tmp_path):
+    out = tmp_path / "res"
+    code, stdout, stderr = cli("run", "--suite", tiny, "--solvers", "all", "--out", out)
+    assert code == 0, stderr
+    frame = pd.read_parquet(out)
+    assert set(COLUMNS) <= set(frame.columns)
+    n_solvers = frame["solver"].nunique()
+    assert len(frame) == 4 * n_solvers * 9  # specs × solvers × (k = 0..8)
+    assert (frame["status"] == "ok").all()
+    assert all(sorted(ks) == list(range(9)) for _, ks in frame.groupby("cell_key")["k"])
+    assert frame.loc[frame.solver == "posterior_mean", "oracle"].all()
+    assert json.loads(frame["solver_params"].iloc[0]) is not None
+    assert "posterior_mean" in stdout and "cells:" in stdout  # the leaderboard
+    files = sorted(os.listdir(out))
+    code, stdout, _ = cli("run", "--suite", tiny, "--solvers", "all", "--out", out)
+    assert code == 0 and sorted(os.listdir(out)) == files
+    assert len(pd.read_parquet(out)) == len(frame)
+    code, stdout, _ = cli("run", "--suite", tiny, "--solvers", "all", "--out", out, "--dry-run")
+    assert code == 0 and "0 to run" in stdout
+
+
+def test_bad_input_exits_2_with_names(cli, tiny, tmp_path):
+    code, _, err = cli("run", "--suite", tiny, "--solvers", "nope")
+    assert code == 2 and "unknown solver 'nope'" in err and "posterior_mean" in err and "ols" in err
+    code, _, err = cli("run", "--suite", tiny, "--solvers", "ridge[alpha=3]")
+    assert code == 2 and "lam" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("d = 4", "d = 4\nm = -1").replace("grid = { m = [2, 3], sigma = [0.0, 0.5] }", ""))
+    code, _, err = cli("run", "--suite", bad)
+    assert code == 2 and "'m'" in err and str(bad) in err and ">= 1" in err
+    code, _, err = cli("run", "--suite", "nosuch")
+    assert code == 2 and "quick" in err and "pathak2023" in err
+    assert "Traceback" not in err
+
+
+def test_failing_solver_becomes_failure_row(cli, tiny, plugins, tmp_path):
+    out = tmp_path / "res"
+    code, _, err = cli("run", "--suite", tiny, "--plugin", plugins, "--solvers", "broken,ols", "--out", out)
+    assert code == 1
+    frame = pd.read_parquet(out)
+    broken = frame[frame.solver == "broken"]
+    assert len(broken) == 4 and (broken.status == "failed").all() and broken.k.isna().all()
+    assert broken.error.str.contains("deliberate failure").all()
+    assert (frame[frame.solver == "ols"].status == "ok").all()
+
+
+def test_plugin_listed_runs_and_bad_plugin_unavailable(cli, tiny, tmp_path):
+    code, out, _ = cli("list", "--plugin", EXAMPLE_PLUGIN)
+    assert code == 0 and "online_lms" in out and "lr=0.02" in out
+    bad = tmp_path / "bad_plugin.py"
+    bad.write_text("import not_a_module_xyz\nfrom mrbench import Solver\nclass B(Solver):\n    name = 'bad'\n")
+    code, out, _ = cli("list", "--plugin", bad)
+    assert code == 0 and "bad" in out and "unavailable" in out and "not_a_module_xyz" in out
+    res = tmp_path / "res"
+    code, _, err = cli("run", "--suite", tiny, "--plugin", EXAMPLE_PLUGIN, "--plugin", bad,
+                       "--solvers", "online_lms[lr=0.05],bad,posterior_mean", "--out", res)
+    assert code == 0, err
+    frame = pd.read_parquet(res)
+    assert set(frame[frame.status == "ok"].label) == {"online_lms[lr=0.05]", "posterior_mean"}
+    assert (frame[frame.solver == "bad"].status == "skipped").all()
+
+
+def test_python_api_mirrors_cli(tiny, tmp_path):
+    out = tmp_path / "res"
+    frame = mrbench.run(suite=str(tiny), solvers="ols,argmin", out=out, where="m == 2 and sigma == 0.5", progress=False)
+    assert set(frame.label) == {"ols", "argmin"} and set(frame.spec) == {"main/m=2,sigma=0.5"}
+    loaded = mrbench.load_results(out)
+    assert len(loaded) == len(frame) == 2 * 9
+    again = mrbench.run(suite=str(tiny), solvers="ols,argmin", out=out, where="m == 2 and sigma == 0.5",
+                        seeds=2, progress=False)
+    assert set(again.seed) == {0, 1} and len(mrbench.load_results(out)) == 4 * 9
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tiny, plugins, tmp_path):
+    args = ["--suite", tiny, "--plugin", plugins, "--solvers", "slow,argmin", "--seeds", "3", "--quiet"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "mrbench.cli", "run", *map(str, args), "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(killed.glob("*.parquet"))) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(list(killed.glob("*.parquet")))
+    assert 5 <= partial < 24, "the kill should land half-way"
+    pd.read_parquet(killed)  # readable throughout
+    subprocess.run([sys.executable, "-m", "mrbench.cli", "run", *map(str, args), "--out", str(killed)], check=True,
+                   capture_output=True)
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, "-m", "mrbench.cli", "run", *map(str, args), "--out", str(clean)], check=True,
+                   capture_output=True)
+    a, b = (pd.read_parquet(p).sort_values(["cell_key", "k"]).reset_index(drop=True) for p in (killed, clean))
+    assert len(a) == len(b) == 24 * 9 and not a.duplicated(["cell_key", "k"]).any()
+    pd.testing.assert_frame_equal(a[["cell_key", "k", "nmse"]], b[["cell_key", "k", "nmse"]])
+
+
+def test_fig2_acceptance_on_quick_sigma1(tmp_path):
+    """Oracle at sigma^2/d for k >= 20; nobody beats it by 3 paired SEs; OLS spikes at k = d."""
+    out = tmp_path / "res"
+    frame = mrbench.run(suite="quick", solvers="posterior_mean,argmin,ridge,ols", where="sigma == 1 and m == 5",
+                        out=out, save_predictions=True, progress=False)
+    pm = frame[frame.label == "posterior_mean"].set_index("k")
+    late = pm.loc[20:, "nmse"]
+    se = np.sqrt((pm.loc[20:, "nmse_se"] ** 2).sum()) / len(late)
+    assert abs(late.mean() - 1.0 / 20) < 4 * se
+    store = mrbench.store.Store(out)
+    spec, = (s for s in mrbench.specs.load_suite("quick").specs if s.name == pm["spec"].iloc[0])
+    y = mrbench.data.make_dataset(spec).test.y
+    ref = store.predictions(pm["cell_key"].iloc[0])
+    for key, label in frame.drop_duplicates("cell_key")[["cell_key", "label"]].values:
+        diff = (((store.predictions(key) - y) ** 2 - (ref - y) ** 2)[:, 1:]).mean(axis=1) / 20
+        assert diff.mean() >= -3 * diff.std(ddof=1) / np.sqrt(len(diff)), f"{label} beats the oracle"
+    ols = frame[frame.label == "ols"].set_index("k")["nmse"]
+    assert ols.idxmax() in (19, 20, 21) and ols[20] > 10 * ols[10] and ols[20] > 10 * ols[40]
