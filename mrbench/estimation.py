@@ -1,0 +1,180 @@
+"""Pool estimation from training prompts: sufficient statistics, batch EM, spectral start.
+
+Used by the plug-in solvers (em, altmin, kong2020). Everything runs in torch float64 on the
+run's device; per-prompt sufficient statistics (X^T X, X^T y, y^T y) are computed once, so an
+EM iteration costs O(n m d^2) whatever the prompt length.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class Stats:
+    """Per-prompt sufficient statistics: XX (n, d*d), Xy (n, d), yy (n,), L pairs per prompt."""
+
+    XX: torch.Tensor
+    Xy: torch.Tensor
+    yy: torch.Tensor
+    L: int
+
+    @classmethod
+    def from_prompts(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", chunk: int = 4096) -> "Stats":
+        n, L, d = x.shape
+        XX = torch.empty((n, d * d), dtype=torch.float64, device=device)
+        Xy = torch.empty((n, d), dtype=torch.float64, device=device)
+        yy = torch.empty(n, dtype=torch.float64, device=device)
+        for lo in range(0, n, chunk):  # chunks bound the float64 copy of x
+            xb = torch.as_tensor(x[lo:lo + chunk], device=device).double()
+            yb = torch.as_tensor(y[lo:lo + chunk], device=device).double()
+            XX[lo:lo + chunk] = torch.einsum("nld,nle->nde", xb, xb).reshape(len(xb), d * d)
+            Xy[lo:lo + chunk] = torch.einsum("nld,nl->nd", xb, yb)
+            yy[lo:lo + chunk] = (yb * yb).sum(1)
+        return cls(XX, Xy, yy, L)
+
+    @property
+    def n(self) -> int:
+        return self.Xy.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.Xy.shape[1]
+
+    def residuals(self, W: torch.Tensor) -> torch.Tensor:
+        """r_ij = ||y_i - X_i w_j||^2 for every prompt and component, (n, m), by expansion."""
+        WW = torch.einsum("md,me->mde", W, W).reshape(W.shape[0], -1)
+        r = self.yy[:, None] - 2 * self.Xy @ W.T + self.XX @ WW.T
+        return r.clamp_min_(0.0)  # round-off can push an exact fit (sigma = 0) below zero
+
+    def weighted_ls(self, gamma: torch.Tensor, ridge: float) -> torch.Tensor:
+        """argmin_w sum_i gamma_ij ||y_i - X_i w||^2 + ridge ||w||^2, for every j: (m, d)."""
+        d = self.d
+        A = (gamma.T @ self.XX).reshape(-1, d, d) + ridge * torch.eye(d, dtype=gamma.dtype, device=gamma.device)
+        b = gamma.T @ self.Xy
+        return torch.linalg.solve(A, b[..., None])[..., 0]
+
+
+def sphere(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    g = rng.standard_normal((m, d))
+    return g / np.linalg.norm(g, axis=1, keepdims=True) * np.sqrt(d)
+
+
+def half_estimates(x: np.ndarray, y: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """b = X^T y / t on the first and second halves of each prompt: unbiased estimates of the
+    prompt's w, since E[x x^T] = I. Chunked, so no float64 copy of all prompts is made."""
+    t = x.shape[1] // 2
+    b1, b2 = np.empty((len(x), x.shape[2])), np.empty((len(x), x.shape[2]))
+    for lo in range(0, len(x), chunk):
+        xb, yb = x[lo:lo + chunk].astype(np.float64), y[lo:lo + chunk].astype(np.float64)
+        b1[lo:lo + chunk] = np.einsum("nld,nl->nd", xb[:, :t], yb[:, :t]) / t
+        b2[lo:lo + chunk] = np.einsum("nld,nl->nd", xb[:, t:2 * t], yb[:, t:2 * t]) / t
+    return b1, b2
+
+
+def moment_subspace(x: np.ndarray, y: np.ndarray, m: int) -> np.ndarray:
+    """Kong et al. 2020, step 1: top-m eigenvectors of M = mean_i sym(b1_i b2_i^T), whose
+    expectation is sum_j pi_j w_j w_j^T. Returns U (d, m)."""
+    b1, b2 = half_estimates(x, y)
+    M = b1.T @ b2 / len(b1)
+    vals, vecs = np.linalg.eigh((M + M.T) / 2)
+    return vecs[:, np.argsort(vals)[::-1][:m]]
+
+
+def subspace_clusters(x: np.ndarray, y: np.ndarray, U: np.ndarray, m: int) -> np.ndarray:
+    """Kong et al. 2020, step 2: with a, c the projected estimates X^T y / t from the two halves
+    of each prompt, H_ij = (a_i - a_j).(c_i - c_j) estimates ||U^T (w_zi - w_zj)||^2 without
+    bias; average linkage on H, cut into m clusters. Quadratic in len(x). Labels (n,), -1 for
+    prompts left out as outliers."""
+    b1, b2 = half_estimates(x, y)
+    G = (b1 @ U) @ (b2 @ U).T
+    H = np.diag(G)[:, None] + np.diag(G)[None, :] - G - G.T
+    H = np.clip(H, 0.0, None)  # an unbiased estimate can dip below zero; linkage needs >= 0
+    np.fill_diagonal(H, 0.0)
+    tree = linkage(squareform(H, checks=False), method="average")
+    # Our guard against outliers (heavy-tailed H): cut into c >= m clusters, the fewest for
+    # which m clusters hold at least 1/(5m) of the prompts each; the rest are left unlabeled (-1).
+    min_size = max(1, len(x) // (5 * m))
+    for c in range(m, len(x) + 1):
+        labels = fcluster(tree, c, criterion="maxclust") - 1
+        sizes = np.bincount(labels)
+        big = np.argsort(sizes)[::-1][:m]
+        if len(big) == m and sizes[big].min() >= min_size or c == len(x):
+            break
+    remap = np.full(len(sizes), -1)
+    remap[big] = np.arange(len(big))
+    return remap[labels]
+
+
+def spectral_init(x: np.ndarray, y: np.ndarray, m: int, n_cluster: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Kong et al. 2020, steps 1-3: moment subspace from all prompts, clusters of the first
+    n_cluster prompts, each component the projected mean estimate of its cluster.
+    Returns (pool (m, d), cluster labels of the first n_cluster prompts)."""
+    U = moment_subspace(x, y, m)
+    xs, ys = x[:n_cluster], y[:n_cluster]
+    labels = subspace_clusters(xs, ys, U, m)
+    b = np.einsum("nld,nl->nd", xs.astype(np.float64), ys.astype(np.float64)) / xs.shape[1]
+    return np.stack([U @ U.T @ b[labels == j].mean(0) for j in range(m)]), labels
+
+
+@dataclass
+class EMResult:
+    pool: np.ndarray
+    pi: np.ndarray
+    sigma: float
+    objective: float
+    iterations: int
+    converged: bool
+    trace: list[float] = field(default_factory=list)
+
+
+def batch_em(stats: Stats, W0: np.ndarray, pi0: np.ndarray, sigma: float, estimate_sigma: bool = False,
+             tol: float = 1e-3, max_iter: int = 20000, ridge: float = 1e-6, hard: bool = False,
+             min_sigma: float = 1e-3) -> EMResult:
+    """Batch EM (Pathak et al., Appendix C.2, Algorithm 1) on sufficient statistics.
+
+    E-step in the log domain; M-step weighted least squares with a small ridge (so the tracked
+    objective is the log-likelihood minus ridge * sum ||w_j||^2 / 2 sigma^2, which EM never
+    decreases); pi by mean responsibility; sigma (shared) optionally re-estimated. Stops when
+    max_j min_j' ||w_j^t - w_j'^(t-1)|| <= tol or after max_iter iterations. `hard` assigns each
+    prompt to its most likely component (alternating minimization).
+    """
+    dev = stats.XX.device
+    W = torch.as_tensor(W0, dtype=torch.float64, device=dev).clone()
+    log_pi = torch.log(torch.as_tensor(pi0, dtype=torch.float64, device=dev).clamp_min(1e-300))
+    s2 = max(sigma, min_sigma) ** 2
+    N = stats.n * stats.L
+    trace, converged, it = [], False, 0
+
+    def objective(r, log_pi, s2):
+        ll = log_pi - 0.5 * stats.L * (LOG_2PI + math.log(s2)) - r / (2 * s2)
+        return torch.logsumexp(ll, 1), ll
+
+    for it in range(1, max_iter + 1):
+        r = stats.residuals(W)
+        lse, ll = objective(r, log_pi, s2)
+        trace.append(float(lse.sum() - ridge * (W * W).sum() / (2 * s2)))
+        if hard:  # each prompt goes to the component with the least residual
+            gamma = torch.nn.functional.one_hot(r.argmin(1), W.shape[0]).double()
+        else:
+            gamma = torch.exp(ll - lse[:, None])
+        W_new = stats.weighted_ls(gamma, ridge)
+        log_pi = torch.log((gamma.mean(0)).clamp_min(1e-300))
+        if estimate_sigma:
+            s2 = max(float(((gamma * stats.residuals(W_new)).sum() + ridge * (W_new * W_new).sum()) / N), min_sigma**2)
+        shift = torch.cdist(W_new, W).min(1).values.max()
+        W = W_new
+        if float(shift) <= tol:
+            converged = True
+            break
+    lse, _ = objective(stats.residuals(W), log_pi, s2)
+    trace.append(float(lse.sum() - ridge * (W * W).sum() / (2 * s2)))
+    return EMResult(pool=W.cpu().numpy(), pi=torch.exp(log_pi).cpu().numpy(), sigma=math.sqrt(s2),
+                    objective=trace[-1], iterations=it, converged=converged, trace=trace)

@@ -1,0 +1,20 @@
+"""The plug-in predictor shared by solvers that estimate a pool: the posterior mean or argmin
+of REFERENCE section 1 over the estimated components."""
+import numpy as np
+
+from mrbench.predictors import argmin, posterior_mean
+
+PREDICTORS = ("posterior_mean", "argmin")
+WEIGHTS = ("uniform", "estimated")
+
+
+def plugin_predict(x, y, pool, sigma, pi, predictor="posterior_mean", weights="uniform"):
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if predictor == "argmin":
+        return argmin(x, y, pool)
+    # The paper's plug-in uses the uniform distribution over the estimated components.
+    prior = np.full(len(pool), 1.0 / len(pool)) if weights == "uniform" else pi
+    return posterior_mean(x, y, pool, sigma, prior)
