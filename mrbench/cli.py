@@ -23,6 +23,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="list the cells and what is stored; run nothing")
     r.add_argument("--force", action="store_true", help="redo cells already stored")
     r.add_argument("--quiet", action="store_true", help="no progress bar or leaderboard")
+    r.add_argument("-j", "--jobs", type=int, default=1, help="local worker processes (default 1: this process)")
+    r.add_argument("--executor", default="serial", choices=["serial", "dask"], help="serial (local) or dask")
+    r.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
+    r.add_argument("--timeout", help="hard limit per cell, e.g. 90s, 10m: an overrunning cell is killed")
+    r.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+
+    rep = sub.add_parser("report", help="write the HTML report of a results directory")
+    rep.add_argument("results", help="results directory")
+    rep.add_argument("-o", "--output", help="output HTML file (default: RESULTS/_report.html)")
+    rep.add_argument("--figures", help="also write every figure as PNG and SVG into this directory")
+    rep.add_argument("--reference", default="transformer", help="solver label for the distance probe")
 
     ls = sub.add_parser("list", help="list solvers and suites")
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
@@ -30,16 +41,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    from .runner import FAILED, run
+    from .runner import any_failed, run
 
     results = run(suite=args.suite, solvers=args.solvers, seeds=args.seeds, out=args.out, where=args.where,
                   device=args.device, dry_run=args.dry_run, force=args.force, plugins=args.plugin,
-                  save_predictions=args.save_predictions, progress=not args.quiet)
+                  save_predictions=args.save_predictions, progress=not args.quiet, jobs=args.jobs,
+                  executor=args.executor, scheduler=args.scheduler, timeout=args.timeout,
+                  report=not args.no_report)
     if args.dry_run:
         return 0
     print(f"results: {args.out}")
-    failed = results.drop_duplicates("cell_key")["status"].isin([FAILED, "timeout"]).sum()
-    return 1 if failed else 0
+    return 1 if any_failed(results) else 0
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .errors import UserError
+    from .report import write_report
+
+    if not Path(args.results).is_dir():
+        raise UserError(f"{args.results}: no such results directory")
+    print(f"report: {write_report(args.results, args.output, args.figures, args.reference)}")
+    return 0
 
 
 def _cmd_list(args) -> int:
@@ -65,7 +89,7 @@ def _cmd_list(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "list": _cmd_list}[args.command](args)
+        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}[args.command](args)
     except UserError as exc:
         print(f"mrbench: error: {exc}", file=sys.stderr)
         return 2

@@ -1,37 +1,36 @@
-"""Expand suite × solvers × seeds into cells, run them, store one file per cell.
+"""Expand suite × solvers × seeds into cells, hand them to an executor, summarize.
 
-Each spec's data is generated once and every solver gets the same prompts. Cells that share a
-training distribution (specs that differ only in test-time shift or test size) share one fit.
-A failing cell becomes a failure row and the run goes on.
+Each spec's data is generated once per process and every solver gets the same prompts. Cells
+of one solver that share a training distribution (specs differing only in test-time shift or
+test size) form one task with one fit. A failing cell becomes a failure row and the run goes on.
 """
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
-import math
+import os
+import platform
+import re
 import subprocess
 import sys
-import traceback
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import __version__
-from .data import Dataset, TrainData, make_dataset, make_pool
-from .errors import SkipSolver, UserError
-from .measure import Meter
-from .metrics import nmse_average, nmse_curve, pool_metrics
+from .cells import FAILED, OK, TIMEOUT
+from .errors import UserError
+from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, canonical_params
 from .specs import Spec, filter_specs, load_suite
-from .store import COLUMNS, Store, load_results
-
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+from .store import Store, load_results
 
 
 @dataclass
@@ -51,12 +50,15 @@ class Cell:
         s = self.spec
         return (s.family, s.d, s.m, s.sigma, s.k_max, s.n_train, s.pool_seed, s.seed)
 
+    def job(self) -> CellJob:
+        return CellJob(self.key, self.spec, self.solver.name, canonical_params(self.solver.get_params()))
+
 
 def resolve_device(device: str) -> str:
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+    if device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
         raise UserError(f"--device {device!r}: valid values are auto, cpu, cuda, cuda:N")
-    if device == "cpu":
-        return "cpu"
+    if device == "cpu" or (device == "auto" and not glob.glob("/dev/nvidia[0-9]*") and sys.platform == "linux"):
+        return "cpu"  # no NVIDIA device node: no need to import torch to know
     try:
         import torch
 
@@ -91,78 +93,14 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _clone(solver: Solver) -> Solver:
-    return type(solver)(**solver.get_params())
-
-
-def _base_row(cell: Cell, context: dict) -> dict:
-    s, solver = cell.spec, cell.solver
-    row = {f: getattr(s, f) for f in ("family", "d", "m", "sigma", "k_max", "n_train", "n_test",
-                                      "shift_kind", "shift_value", "pool_seed", "seed", "suite", "section")}
-    row.update(spec=s.name, solver=solver.name, solver_params=canonical_params(solver.get_params()),
-               label=solver.label(), solver_family=solver.family, oracle=bool(solver.requires_truth),
-               trained=bool(solver.trained), cell_key=cell.key, code_version=solver.code_version(),
-               status=OK, error=None, **context)
-    return row
-
-
-def _frame(base: dict, curve: dict | None) -> pd.DataFrame:
-    if curve is None:
-        frame = pd.DataFrame([{**base, "k": None}])
-    else:
-        frame = pd.DataFrame({**{k: [v] * len(curve["k"]) for k, v in base.items()}, **curve})
-    for col in COLUMNS:
-        if col not in frame:
-            frame[col] = None
-    return frame[COLUMNS]
-
-
-def run_cell(cell: Cell, ds: Dataset, device: str, context: dict, fits: dict) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Run one cell; never raises for the solver's faults. `fits` caches fitted solvers by
-    label within one training distribution."""
-    base = _base_row(cell, context)
-    solver = cell.solver
-    reason = solver.skip_reason(cell.spec, device)
-    if reason:
-        return _frame({**base, "status": SKIPPED, "error": reason}, None), None
-    meter = Meter(device)
-    try:
-        cached = fits.get(solver.label())
-        if cached is None:
-            solver = _clone(solver).set_context(seed=cell.spec.seed, device=device)
-            with meter.phase("fit"):
-                solver.fit(ds.train, ds.truth if solver.requires_truth else None)
-            fits[solver.label()] = (solver, meter.seconds["fit"])
-        else:
-            solver, meter.seconds["fit"] = cached
-        x, y = ds.test.x, ds.test.y.copy()
-        y[:, -1] = np.nan  # the final query's label is hidden
-        with meter.phase("predict"):
-            pred = np.asarray(solver.predict(x, y), dtype=np.float64)
-        if pred.shape != ds.test.y.shape:
-            raise ValueError(f"predict returned shape {pred.shape}, expected {ds.test.y.shape}")
-        if not np.isfinite(pred).all():
-            raise ValueError(f"predict returned {int((~np.isfinite(pred)).sum())} non-finite values")
-    except SkipSolver as exc:
-        return _frame({**base, "status": SKIPPED, "error": str(exc)}, None), None
-    except Exception as exc:
-        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
-        return _frame({**base, "status": FAILED, "error": error, "fit_seconds": meter.seconds.get("fit"),
-                       "peak_rss_mb": meter.peak_rss_mb()}, None), None
-    nmse, se = nmse_curve(pred, ds.test.y, cell.spec.d)
-    avg, avg_se = nmse_average(pred, ds.test.y, cell.spec.d)
-    info = dict(solver.info())
-    est = info.pop("pool", None)
-    recovery = {}
-    if est is not None:
-        recovery = pool_metrics(ds.truth.pool, np.asarray(est), cell.spec.sigma, ds.truth.pi, info.pop("pi", None))
-    base.update(fit_seconds=meter.seconds["fit"], predict_seconds=meter.seconds["predict"],
-                peak_rss_mb=meter.peak_rss_mb(), peak_gpu_mb=meter.gpu_mb(), nmse_avg=avg, nmse_avg_se=avg_se,
-                iterations=info.pop("iterations", None), converged=info.pop("converged", None),
-                info=json.dumps(info, default=float) if info else None, **recovery)
-    curve = {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
-    return _frame(base, curve), pred
+def parse_duration(text) -> float | None:
+    """'90', '90s', '10m', '1.5h' -> seconds."""
+    if text is None or isinstance(text, (int, float)):
+        return None if text is None else float(text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"--timeout {text!r}: expected a positive duration such as 90s, 10m or 1.5h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[list[Cell], object]:
@@ -182,49 +120,107 @@ def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[
     return cells, suite_obj
 
 
+def make_tasks(cells: list[Cell], **common) -> list[Task]:
+    """One task per (training distribution, solver): one fit, then every test spec."""
+    groups: dict[tuple, list[Cell]] = defaultdict(list)
+    for c in cells:
+        groups[(c.train_key, c.solver.label())].append(c)
+    return [Task(cells=[c.job() for c in group], **common) for group in groups.values()]
+
+
+def _record_run(out: Path, suite_obj, cells: list[Cell], device: str, context: dict, options: dict) -> dict:
+    """Provenance of this invocation, and the cells it planned (so a report can list what is missing)."""
+    import numpy
+    import torch
+
+    record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv,
+              "suite": suite_obj.name, "suite_path": suite_obj.path, "options": options, "device": context["device"],
+              "versions": {"mrbench": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+                           "pandas": pd.__version__, "torch": torch.__version__},
+              "platform": platform.platform(), "git_commit": context["git_commit"],
+              "cells": [{"key": c.key, "spec": c.spec.name, "seed": c.spec.seed, "label": c.solver.label()} for c in cells]}
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    record["_path"] = str(out / "_runs" / f"{stamp}-{os.getpid()}.json")
+    _write_record(record)
+    return record
+
+
+def _write_record(record: dict) -> None:
+    path = Path(record["_path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}")
+    tmp.write_text(json.dumps({k: v for k, v in record.items() if k != "_path"}, indent=1, default=str))
+    os.replace(tmp, path)
+
+
 def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: str | Path = "results",
         where: str | None = None, device: str = "auto", dry_run: bool = False, force: bool = False,
-        plugins=(), save_predictions: bool = False, progress: bool = True, echo=print) -> pd.DataFrame:
-    """Run a suite and return the rows of its cells (stored before or now) as a DataFrame."""
-    cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
+        plugins=(), save_predictions: bool = False, progress: bool = True, jobs: int = 1,
+        executor: str = "serial", scheduler=None, timeout=None, report: bool = True, echo=print) -> pd.DataFrame:
+    """Run a suite and return the rows of its cells (stored before or now) as a DataFrame.
+
+    executor: "serial" (this process; -j N > 1 or a timeout use worker processes) or "dask"
+    (`scheduler`: an address such as tcp://host:8786, or a distributed.Client).
+    """
+    if executor not in ("serial", "dask"):
+        raise UserError(f"--executor {executor!r}: valid executors are serial, dask")
+    if executor == "dask" and scheduler is None:
+        raise UserError("--executor dask needs --scheduler tcp://HOST:PORT")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"-j {jobs!r}: must be an integer >= 1")
+    timeout = parse_duration(timeout)
     device = resolve_device(device)
-    store = Store(out)
-    statuses = store.statuses()
-    todo = [c for c in cells if force or statuses.get(c.key) != OK]
-    if dry_run:
-        frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
-                               "stored": statuses.get(c.key) == OK, "key": c.key} for c in cells])
-        echo(frame.to_string(index=False))
-        echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
-        return frame
-    context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
-               "created_at": None}
-    groups: dict[tuple, list[Cell]] = defaultdict(list)
-    for c in todo:
-        groups[c.train_key].append(c)
-    bar = _progress(len(todo), progress)
-    for group in groups.values():
-        first = group[0].spec
-        train = TrainData(dataclasses.replace(first, shift_kind="none", shift_value=0.0),
-                          make_pool(first.d, first.m, first.pool_seed))
-        fits: dict = {}
-        by_spec: dict[Spec, list[Cell]] = defaultdict(list)
-        for c in group:
-            by_spec[c.spec].append(c)
-        for spec, spec_cells in by_spec.items():
-            ds = make_dataset(spec, train)
-            for cell in spec_cells:
-                bar.set_postfix_str(f"{cell.solver.label()} on {spec.name}", refresh=False)
-                context["created_at"] = datetime.now(timezone.utc)
-                rows, pred = run_cell(cell, ds, device, context, fits)
-                store.write(cell.key, rows, pred if save_predictions else None)
-                bar.update(1)
+    local_workers = executor == "serial" and not dry_run and (jobs > 1 or timeout is not None)
+    slots = start_slots(jobs, _gpu_count() if device.startswith("cuda") else 0) if local_workers else []
+    try:
+        plugins = tuple(str(Path(p).resolve()) for p in plugins)
+        cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
+        out = Path(out)
+        statuses = Store(out).statuses()
+        todo = [c for c in cells if force or statuses.get(c.key) != OK]
+        if dry_run:
+            frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
+                                   "stored": statuses.get(c.key) == OK, "key": c.key} for c in cells])
+            echo(frame.to_string(index=False))
+            echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
+            return frame
+        context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
+                   "created_at": datetime.now(timezone.utc)}
+        record = _record_run(out, suite_obj, cells, device, context,
+                             {"jobs": jobs, "executor": executor, "timeout": timeout, "seeds": seeds, "where": where})
+        tasks = make_tasks(todo, plugins=plugins, out=str(out), device=device, save_predictions=save_predictions,
+                           context=context)
+        bar = _progress(len(todo), progress)
+        started = time.perf_counter()
+        if executor == "dask":
+            run_dask(tasks, scheduler, timeout, lambda key, status: bar.update(1))
+        elif slots:
+            run_local(tasks, slots, timeout, lambda key, status: bar.update(1))
+        else:
+            for task in tasks:
+                execute(task, on_done=lambda key, status: bar.update(1))
+        record.update(cells_run=len(todo), execution_seconds=round(time.perf_counter() - started, 3),
+                      finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        _write_record(record)
+    finally:
+        for slot in slots:
+            slot.close()
     bar.close()
     results = load_results(out)
     results = results[results["cell_key"].isin({c.key for c in cells})].reset_index(drop=True)
     if progress:
         echo(leaderboard_text(results))
+    if report:
+        from .report import write_report
+
+        echo(f"report: {write_report(out)}")
     return results
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _progress(total: int, enabled: bool):
@@ -234,18 +230,21 @@ def _progress(total: int, enabled: bool):
 
 
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
-    """Per spec: solvers ranked by mean NMSE over k = 1..k_max, with the ratio to the oracle
-    posterior mean (averaged over seeds)."""
+    """Per spec: solvers ranked by mean NMSE over k = 1..k_max (averaged over seeds), with the
+    excess over and ratio to the oracle posterior mean."""
     cells = results.drop_duplicates("cell_key")
     ok = cells[cells["status"] == OK]
     if ok.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["spec", "label", "nmse", "se", "oracle", "rank"])
     table = (ok.groupby(["spec", "label"], sort=False)
              .agg(nmse=("nmse_avg", "mean"), se=("nmse_avg_se", "mean"), oracle=("oracle", "first"),
-                  fit_s=("fit_seconds", "mean"), predict_s=("predict_seconds", "mean"))
+                  solver_family=("solver_family", "first"), seeds=("seed", "nunique"),
+                  fit_s=("fit_seconds", "mean"), predict_s=("predict_seconds", "mean"),
+                  peak_rss_mb=("peak_rss_mb", "max"))
              .reset_index())
     ref = table[table["label"] == "posterior_mean"].set_index("spec")["nmse"]
-    table["ratio_to_posterior_mean"] = table["nmse"] / table["spec"].map(ref)
+    table["excess"] = table["nmse"] - table["spec"].map(ref)
+    table["ratio"] = table["nmse"] / table["spec"].map(ref)
     table["rank"] = table.groupby("spec")["nmse"].rank(method="min").astype(int)
     return table.sort_values(["spec", "rank"]).reset_index(drop=True)
 
@@ -254,15 +253,19 @@ def leaderboard_text(results: pd.DataFrame) -> str:
     table = leaderboard(results)
     cells = results.drop_duplicates("cell_key")
     lines = []
+    cols = ["rank", "label", "nmse", "se", "ratio", "fit_s", "predict_s", "oracle"]
     for spec, part in (table.groupby("spec", sort=False) if not table.empty else []):
         lines.append(f"\n== {spec}")
-        view = part.drop(columns=["spec"]).copy()
+        view = part[cols].copy()
         view["oracle"] = view["oracle"].map({True: "oracle", False: ""})
         lines.append(view.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    bad = cells[cells["status"] != OK]
-    for _, row in bad.iterrows():
+    for _, row in cells[cells["status"] != OK].iterrows():
         first = (row["error"] or "").splitlines()[0] if row["error"] else ""
         lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")
     counts = cells["status"].value_counts().to_dict()
     lines.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     return "\n".join(lines)
+
+
+def any_failed(results: pd.DataFrame) -> bool:
+    return bool(results.drop_duplicates("cell_key")["status"].isin([FAILED, TIMEOUT]).any())

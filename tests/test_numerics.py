@@ -91,3 +91,16 @@ def test_pool_metrics_match_brute_force():
     # matched: true j <- est perm^-1; est_pi of the match of true i is est_pi[perm.index(i)]
     matched = np.array([0.1, 0.2, 0.3, 0.4])[[perm.index(i) for i in range(4)]]
     assert got["pi_error"] == pytest.approx(0.5 * np.abs(matched - 0.25).sum())
+
+
+def test_ols_min_norm_on_rank_deficient_prompts():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 10, 4)).astype(np.float32)
+    x[:4, :, 1] = x[:4, :, 0]  # duplicated covariate
+    x[4:8, :, 3] = 0  # a dead covariate
+    y = rng.standard_normal((12, 10))
+    pred = OLS().predict(x, y)
+    for a in range(12):
+        for i in range(1, 10):
+            w = np.linalg.lstsq(x[a, :i].astype(np.float64), y[a, :i], rcond=None)[0]
+            assert pred[a, i] == pytest.approx(w @ x[a, i], rel=1e-8, abs=1e-9)

@@ -1,0 +1,100 @@
+"""One cell: fit (or reuse a fit), predict on the test prompts, score, and shape the rows."""
+from __future__ import annotations
+
+import json
+import traceback
+
+import numpy as np
+import pandas as pd
+
+from .data import Dataset
+from .errors import SkipSolver
+from .measure import Meter
+from .metrics import nmse_average, nmse_curve, pool_metrics
+from .solver import Solver, canonical_params
+from .specs import Spec
+from .store import COLUMNS
+
+OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
+SPEC_COLUMNS = ("family", "d", "m", "sigma", "k_max", "n_train", "n_test", "shift_kind", "shift_value",
+                "pool_seed", "seed", "suite", "section")
+
+
+def base_row(key: str, spec: Spec, solver: Solver, context: dict) -> dict:
+    row = {f: getattr(spec, f) for f in SPEC_COLUMNS}
+    row.update(spec=spec.name, solver=solver.name, solver_params=canonical_params(solver.get_params()),
+               label=solver.label(), solver_family=solver.family, oracle=bool(solver.requires_truth),
+               trained=bool(solver.trained), cell_key=key, code_version=solver.code_version(),
+               status=OK, error=None, **context)
+    return row
+
+
+def frame(base: dict, curve: dict | None = None) -> pd.DataFrame:
+    """The cell's rows: one per k, or one row with k null for a cell without a curve."""
+    if curve is None:
+        out = pd.DataFrame([{**base, "k": None}])
+    else:
+        out = pd.DataFrame({**{k: [v] * len(curve["k"]) for k, v in base.items()}, **curve})
+    for col in COLUMNS:
+        if col not in out:
+            out[col] = None
+    return out[COLUMNS]
+
+
+def run_cell(key: str, ds: Dataset, solver: Solver, device: str, context: dict,
+             fits: dict) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Run one cell; never raises for the solver's faults. `fits` caches fitted solvers by
+    label within one training distribution, so shifted test specs reuse one fit."""
+    base = base_row(key, ds.spec, solver, context)
+    reason = solver.skip_reason(ds.spec, device)
+    if reason:
+        return frame({**base, "status": SKIPPED, "error": reason}), None
+    meter = Meter(device)
+    try:
+        cached = fits.get(solver.label())
+        if cached is None:
+            solver = type(solver)(**solver.get_params()).set_context(seed=ds.spec.seed, device=device)
+            with meter.phase("fit"):
+                solver.fit(ds.train, ds.truth if solver.requires_truth else None)
+            fits[solver.label()] = (solver, meter.seconds["fit"])
+        else:
+            solver, meter.seconds["fit"] = cached
+        y = ds.test.y.copy()
+        y[:, -1] = np.nan  # the final query's label is hidden
+        with meter.phase("predict"):
+            pred = np.asarray(solver.predict(ds.test.x, y), dtype=np.float64)
+        if pred.shape != ds.test.y.shape:
+            raise ValueError(f"predict returned shape {pred.shape}, expected {ds.test.y.shape}")
+        if not np.isfinite(pred).all():
+            raise ValueError(f"predict returned {int((~np.isfinite(pred)).sum())} non-finite values")
+    except SkipSolver as exc:
+        return frame({**base, "status": SKIPPED, "error": str(exc)}), None
+    except Exception as exc:
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
+        return frame({**base, "status": FAILED, "error": error, "fit_seconds": meter.seconds.get("fit"),
+                      "peak_rss_mb": meter.peak_rss_mb()}), None
+    return frame(_scored(base, solver, ds, pred, meter), _curve(ds, pred)), pred
+
+
+def _curve(ds: Dataset, pred: np.ndarray) -> dict:
+    nmse, se = nmse_curve(pred, ds.test.y, ds.spec.d)
+    return {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
+
+
+def _scored(base: dict, solver: Solver, ds: Dataset, pred: np.ndarray, meter: Meter) -> dict:
+    avg, avg_se = nmse_average(pred, ds.test.y, ds.spec.d)
+    info = dict(solver.info())
+    est = info.pop("pool", None)
+    recovery = {}
+    if est is not None:
+        recovery = pool_metrics(ds.truth.pool, np.asarray(est), ds.spec.sigma, ds.truth.pi, info.pop("pi", None))
+    return {**base, "fit_seconds": meter.seconds["fit"], "predict_seconds": meter.seconds["predict"],
+            "peak_rss_mb": meter.peak_rss_mb(), "peak_gpu_mb": meter.gpu_mb(), "nmse_avg": avg,
+            "nmse_avg_se": avg_se, "iterations": info.pop("iterations", None),
+            "converged": info.pop("converged", None),
+            "info": json.dumps(info, default=_jsonable) if info else None, **recovery}
+
+
+def _jsonable(value):
+    return value.tolist() if isinstance(value, np.ndarray) else float(value)

@@ -1,0 +1,137 @@
+"""One self-contained HTML report from a results directory (it reads only the store).
+
+Figures are embedded as base64 PNG; no script, font or style is fetched; the page opens from
+file:// and reads without JavaScript. Jinja2 autoescapes every value.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from . import __version__
+from .cells import OK
+from .figures import curve_figure, fixed_n_figures, probe_figures, shift_figures
+from .runner import leaderboard
+from .store import Store, load_results
+
+REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def load_runs(root: Path) -> list[dict]:
+    runs = []
+    for f in sorted((root / "_runs").glob("*.json")):
+        try:
+            runs.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    return runs
+
+
+def probes(results: pd.DataFrame, store: Store, reference: str) -> dict[str, pd.DataFrame]:
+    """d_k^sq between the reference solver and every other one, from stored predictions."""
+    out = {}
+    cells = results[results["status"] == OK].drop_duplicates("cell_key")
+    for (spec, seed), part in cells.groupby(["spec", "seed"]):
+        ref = part[part["label"] == reference]
+        if ref.empty or (f := store.predictions(ref["cell_key"].iloc[0])) is None:
+            continue
+        rows = []
+        for _, row in part[part["label"] != reference].iterrows():
+            g = store.predictions(row["cell_key"])
+            if g is not None and g.shape == f.shape:
+                dsq = ((f.astype(np.float64) - g) ** 2).mean(axis=0)
+                rows += [{"label": row["label"], "family": row["solver_family"], "k": k, "dsq": v}
+                         for k, v in enumerate(dsq) if k >= 1]
+        if rows:
+            out[f"{spec} (seed {seed})"] = pd.DataFrame(rows)
+    return out
+
+
+def _leaderboards(results: pd.DataFrame) -> list[dict]:
+    table = leaderboard(results)
+    cells = results.drop_duplicates("cell_key")
+    boards = []
+    for spec in dict.fromkeys(cells["spec"]):
+        rows = table[table["spec"] == spec].to_dict("records")
+        bad = cells[(cells["spec"] == spec) & (cells["status"] != OK)]
+        for _, b in bad.drop_duplicates("label").iterrows():
+            if b["label"] not in {r["label"] for r in rows}:
+                rows.append({"label": b["label"], "status": b["status"], "oracle": b["oracle"], "rank": None,
+                             "seeds": None})
+        boards.append({"spec": spec, "rows": rows})
+    return boards
+
+
+def _avg_ranks(results: pd.DataFrame) -> list[dict]:
+    table = leaderboard(results)
+    if table.empty:
+        return []
+    ranks = table.groupby("label").agg(mean_rank=("rank", "mean"), specs=("spec", "nunique"),
+                                       oracle=("oracle", "first")).reset_index()
+    return ranks.sort_values("mean_rank").to_dict("records")
+
+
+def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]:
+    """Everything the template shows, and the figures."""
+    root = Path(root)
+    results = load_results(root)
+    runs = load_runs(root)
+    cells = results.drop_duplicates("cell_key")
+    planned = {c["key"]: c for r in runs for c in r.get("cells", [])}
+    missing = [c for k, c in planned.items() if k not in set(cells["cell_key"])]
+    figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
+    fixed_n = fixed_n_figures(results)
+    shifts = shift_figures(results)
+    probe = probe_figures(probes(results, Store(root), reference), reference)
+    problems = cells[cells["status"] != OK][["spec", "seed", "label", "status", "error"]].to_dict("records")
+    context = {
+        "title": f"mrbench report: {root.name}",
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": __version__, "n_cells": len(cells), "counts": cells["status"].value_counts().to_dict(),
+        "leaderboards": _leaderboards(results), "avg_ranks": _avg_ranks(results),
+        "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
+        "problems": problems, "missing": missing, "runs": runs,
+    }
+    return context, figures + fixed_n + probe + shifts
+
+
+def _num(value, digits: int = 4) -> str:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) or np.isnan(value):
+        return ""
+    return f"{value:.{digits}g}"
+
+
+def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
+                 reference: str = "transformer") -> Path:
+    context, figures = build(root, reference)
+    for f in figures:
+        f.png = _png(f.fig)
+        if figures_dir is not None:
+            d = Path(figures_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            f.fig.savefig(d / f"{f.id}.png")
+            f.fig.savefig(d / f"{f.id}.svg")
+    import matplotlib.pyplot as plt
+
+    for f in figures:
+        plt.close(f.fig)
+    env = Environment(loader=PackageLoader("mrbench", "templates"), autoescape=select_autoescape(default=True))
+    env.filters["num"] = _num
+    html = env.get_template("report.html.j2").render(**context)
+    path = Path(output) if output else Path(root) / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

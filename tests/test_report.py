@@ -1,0 +1,119 @@
+"""The HTML report: content, escaping, partial runs, and a real headless Chromium."""
+import re
+import shutil
+
+import pytest
+
+import mrbench
+from mrbench.report import write_report
+
+SUITE = """
+[suite]
+name = "rep"
+[defaults]
+d = 4
+k_max = 8
+n_test = 64
+n_train = 300
+sigma = 0.5
+[sections.main]
+grid = { m = [2, 3] }
+[sections.shift]
+m = 2
+shift_kind = "covariate_scale"
+grid = { shift_value = [0.5, 2.0] }
+[sections.fixed]
+m = 2
+grid = { n_train = [200, 400] }
+"""
+
+EVIL = """
+import numpy as np
+from mrbench import Solver
+
+class Evil(Solver):
+    name = "<script>alert(1)</script>"
+    def __init__(self, note="x"):
+        self.note = note
+    def predict(self, x, y):
+        return np.zeros(y.shape)
+
+class Broken(Solver):
+    name = "broken"
+    def predict(self, x, y):
+        raise RuntimeError("deliberate <b>failure</b>")
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    (root / "s.toml").write_text(SUITE)
+    (root / "evil.py").write_text(EVIL)
+    out = root / "res"
+    mrbench.run(suite=str(root / "s.toml"), out=out, plugins=[root / "evil.py"], save_predictions=True,
+                solvers="posterior_mean,argmin,ols,em,broken,<script>alert(1)</script>[note='<img src=x onerror=alert(2)>']",
+                progress=False, report=False)
+    return out
+
+
+def test_report_content_escaping_and_figures(results, tmp_path):
+    path = write_report(results, tmp_path / "r.html", figures_dir=tmp_path / "figs", reference="ols")
+    html = path.read_text()
+    assert "<script" not in html.lower().replace("&lt;script", "")  # no script at all, user text escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "onerror=alert(2)&gt;" in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "nothing may load from the network"
+    for section in ("avg-ranks", "Leaderboards", "Fixed training-set size", "Distance probe", "Distribution shifts",
+                    "deliberate &lt;b&gt;failure&lt;/b&gt;", "Provenance", "ORACLE"):
+        assert section in html, section
+    pngs = sorted(p.stem for p in (tmp_path / "figs").glob("*.png"))
+    assert pngs == sorted(p.stem for p in (tmp_path / "figs").glob("*.svg")) and len(pngs) >= 8
+    assert any(p.startswith("fixed-n-") for p in pngs) and any(p.startswith("shift-") for p in pngs)
+    assert any(p.startswith("probe-") for p in pngs)
+
+
+def test_partial_run_still_renders_and_lists_missing(results, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(results, partial)
+    victims = sorted(partial.glob("*.parquet"))[:3]
+    for f in victims:
+        f.unlink()
+    html = write_report(partial).read_text()
+    assert "3 planned cell(s) have no result" in html
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_report_in_headless_chromium(results, tmp_path):
+    browser_path = _chromium()
+    if browser_path is None:
+        pytest.skip("no Chromium on this machine (Debian package 'chromium'; .ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    path = write_report(results, tmp_path / "report.html", reference="ols")
+    errors, dialogs = [], []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        boards = page.eval_on_selector_all("table.leaderboard", "ts => ts.map(t => t.rows.length - 1)")
+        text = page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert errors == [] and dialogs == []
+    assert widths and all(w > 0 for w in widths), widths
+    n_solvers = 6  # posterior_mean, argmin, ols, em, broken (failed), the escaped one
+    assert boards and all(n == n_solvers for n in boards), boards
+    assert "<script>alert(1)</script>" in text  # shown as text
+    assert (tmp_path / "report.png").stat().st_size > 10_000
