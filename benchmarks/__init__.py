@@ -1,0 +1,1 @@
+"""asv benchmarks (timing, peak memory, tracked accuracy) and standalone benchmark scripts."""

@@ -1,0 +1,35 @@
+"""Shared helpers: the registry split into benchmark groups, data, and scoring."""
+import numpy as np
+
+from mrbench.data import make_dataset
+from mrbench.metrics import nmse_average
+from mrbench.predictors import posterior_mean
+from mrbench.registry import load_registry
+from mrbench.specs import make_spec
+
+REGISTRY = {name: e.cls for name, e in load_registry().items() if e.available}
+GPU_ONLY = {name for name, cls in REGISTRY.items() if getattr(cls, "gpu_only", False)}
+# Every registered CPU solver lands in one of these two groups, so a new solver is benchmarked.
+PER_PROMPT = sorted(n for n, c in REGISTRY.items() if not c.trained and n not in GPU_ONLY)
+TRAINED = sorted(n for n, c in REGISTRY.items() if c.trained and n not in GPU_ONLY)
+
+
+def dataset(m, k, n_train=2000, n_test=500, sigma=1.0):
+    return make_dataset(make_spec(dict(d=20, m=m, sigma=sigma, k_max=k, n_train=n_train, n_test=n_test)))
+
+
+def hidden(y):
+    y = y.copy()
+    y[:, -1] = np.nan
+    return y
+
+
+def nmse_ratio(pred, ds):
+    """Mean NMSE over k = 1..k_max, as a ratio to the oracle posterior mean's."""
+    ref = posterior_mean(ds.test.x, hidden(ds.test.y), ds.truth.pool, ds.truth.sigma, ds.truth.pi)
+    return nmse_average(pred, ds.test.y, ds.spec.d)[0] / nmse_average(ref, ds.test.y, ds.spec.d)[0]
+
+
+def fitted(name, ds, device="cpu"):
+    solver = REGISTRY[name]().set_context(seed=0, device=device)
+    return solver.fit(ds.train, ds.truth if solver.requires_truth else None)
