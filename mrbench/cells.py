@@ -10,18 +10,21 @@ import pandas as pd
 from .data import Dataset
 from .errors import SkipSolver
 from .measure import Meter
-from .metrics import nmse_average, nmse_curve, pool_metrics
+from .metrics import excess_curve, nmse_average, nmse_curve, pool_metrics
 from .solver import Solver, canonical_params
 from .specs import Spec
 from .store import COLUMNS
 
 OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
+NOT_APPLICABLE = "not_applicable"  # the solver is for another data family: final, never retried
+FINAL = (OK, NOT_APPLICABLE)
 SPEC_COLUMNS = ("family", "d", "m", "sigma", "k_max", "n_train", "n_test", "shift_kind", "shift_value",
-                "pool_seed", "seed", "suite", "section")
+                "pool_seed", "seed", "suite", "section", "snr", "components", "symmetric")
 
 
 def base_row(key: str, spec: Spec, solver: Solver, context: dict) -> dict:
     row = {f: getattr(spec, f) for f in SPEC_COLUMNS}
+    row["pi"] = "uniform" if spec.pi is None else json.dumps(list(spec.pi))
     row.update(spec=spec.name, solver=solver.name, solver_params=canonical_params(solver.get_params()),
                label=solver.label(), solver_family=solver.family, oracle=bool(solver.requires_truth),
                trained=bool(solver.trained), cell_key=key, code_version=solver.code_version(),
@@ -44,14 +47,18 @@ def frame(base: dict, curve: dict | None = None) -> pd.DataFrame:
 def run_cell(key: str, ds: Dataset, solver: Solver, device: str, context: dict,
              fits: dict) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Run one cell; never raises for the solver's faults. `fits` caches fitted solvers by
-    label within one training distribution, so shifted test specs reuse one fit."""
+    label within one training distribution, so shifted test specs reuse one fit; oracles are
+    fitted afresh (their truth can describe the test prompts)."""
     base = base_row(key, ds.spec, solver, context)
+    if ds.spec.family not in solver.families:
+        return frame({**base, "status": NOT_APPLICABLE,
+                      "error": f"applies to family {' or '.join(solver.families)}, not {ds.spec.family}"}), None
     reason = solver.skip_reason(ds.spec, device)
     if reason:
         return frame({**base, "status": SKIPPED, "error": reason}), None
     meter = Meter(device)
     try:
-        cached = fits.get(solver.label())
+        cached = None if solver.requires_truth else fits.get(solver.label())
         if cached is None:
             solver = type(solver)(**solver.get_params()).set_context(seed=ds.spec.seed, device=device)
             with meter.phase("fit"):
@@ -79,7 +86,10 @@ def run_cell(key: str, ds: Dataset, solver: Solver, device: str, context: dict,
 
 def _curve(ds: Dataset, pred: np.ndarray) -> dict:
     nmse, se = nmse_curve(pred, ds.test.y, ds.spec.d)
-    return {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
+    curve = {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
+    if ds.test.coef is not None:  # sample-level family: excess MSE over the oracle
+        curve["excess_mse"], curve["excess_mse_se"] = excess_curve(pred, ds.test.x, ds.test.coef)
+    return curve
 
 
 def _scored(base: dict, solver: Solver, ds: Dataset, pred: np.ndarray, meter: Meter) -> dict:

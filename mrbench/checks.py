@@ -18,7 +18,13 @@ TINY = dict(d=4, m=3, k_max=8, n_train=256, n_test=24, pool_seed=1, seed=2)
 
 
 def tiny_dataset(**overrides):
+    if overrides.get("family") == "sample":
+        overrides = {"snr": 3.0, **overrides, "sigma": overrides.get("sigma") or 0.5}  # sample needs sigma > 0
     return make_dataset(make_spec({**TINY, **overrides}))
+
+
+def _tiny_for(cls, **overrides):
+    return tiny_dataset(family=cls.families[0], **overrides)
 
 
 def _fit_predict(cls, ds, params, device="cpu", seed=0, y=None):
@@ -44,7 +50,7 @@ def check_params(cls, params):
 
 
 def check_shapes_and_finite(cls, params, sigma):
-    ds = tiny_dataset(sigma=sigma)
+    ds = _tiny_for(cls, sigma=sigma)
     _, pred = _fit_predict(cls, ds, params)
     pred = np.asarray(pred)
     assert pred.shape == ds.test.y.shape, f"predict must return (n, k+1) = {ds.test.y.shape}, got {pred.shape}"
@@ -52,16 +58,17 @@ def check_shapes_and_finite(cls, params, sigma):
 
 
 def check_deterministic(cls, params):
-    ds = tiny_dataset()
+    ds = _tiny_for(cls)
     _, a = _fit_predict(cls, ds, params, seed=7)
-    _, b = _fit_predict(cls, tiny_dataset(), params, seed=7)
+    _, b = _fit_predict(cls, _tiny_for(cls), params, seed=7)
     np.testing.assert_array_equal(a, b, err_msg="the same seed must give the same predictions")
 
 
 def check_no_mutation(cls, params):
-    ds = tiny_dataset()
+    ds = _tiny_for(cls)
     train = ds.train.fixed()
-    before = [a.copy() for a in (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool)]
+    arrays = lambda: [a for a in (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool) if a is not None]  # noqa: E731
+    before = [a.copy() for a in arrays()]
     y = ds.test.y.copy()
     y[:, -1] = np.nan
     y_before = y.copy()
@@ -70,14 +77,14 @@ def check_no_mutation(cls, params):
         raise SkipSolver(solver.skip_reason(ds.spec, "cpu"))
     solver.fit(ds.train, ds.truth if cls.requires_truth else None)
     solver.predict(ds.test.x, y)
-    for a, b in zip(before, (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool)):
+    for a, b in zip(before, arrays()):
         np.testing.assert_array_equal(a, b, err_msg="fit/predict must not modify their inputs")
     np.testing.assert_array_equal(y, y_before, err_msg="predict must not modify y")
 
 
 def check_causal(cls, params):
     """Prediction i may use pairs 0..i-1 and x_i only: changing y_j moves nothing at i <= j."""
-    ds = tiny_dataset()
+    ds = _tiny_for(cls)
     solver, base = _fit_predict(cls, ds, params)
     K = ds.test.y.shape[1]
     for j in (0, K // 2, K - 2):
@@ -91,7 +98,7 @@ def check_causal(cls, params):
 
 def check_fast_on_tiny(cls, params, limit=60.0):
     t0 = time.perf_counter()
-    _fit_predict(cls, tiny_dataset(), params)
+    _fit_predict(cls, _tiny_for(cls), params)
     assert time.perf_counter() - t0 < limit, f"a tiny spec took more than {limit} s"
 
 

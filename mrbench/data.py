@@ -5,18 +5,20 @@ and y is computed by a fixed-order sum, so the same spec and seed give the same 
 machine with the same library versions. x is stored in float32 (it is the bulk of the memory);
 y is float64, computed from the stored x, so the noiseless model holds exactly.
 
+Two families: `prompt` (Pathak et al. 2023: one component per prompt, from a fixed pool) and
+`sample` (Jin et al. 2024: every pair draws its own component).
+
 Prompts are drawn in chunks of CHUNK, each chunk from its own stream: a training set of
 n = 15000 is the first 15000 prompts of the n = 60000 set (nested sample sizes), and the test
 set is shared by all shifts and noise levels of a pool (common random numbers).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .specs import Spec
+from .specs import Spec, train_spec
 
 CHUNK = 1024
 DEFAULT_N_TRAIN = 15000  # fixed-set size given to solvers when a spec streams (n_train = null)
@@ -41,43 +43,80 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Prompts:
-    """n prompts of K = k+1 pairs: x (n, K, d) float32, y (n, K) float64, component z (n,)."""
+    """n prompts of K = k+1 pairs: x (n, K, d) float32, y (n, K) float64, component z ((n,) per
+    prompt, (n, K) per pair), and for the sample-level family the oracle's coefficient
+    coef = sum_k pi_k beta_k of each prompt (n, d)."""
 
     x: np.ndarray
     y: np.ndarray
     z: np.ndarray
+    coef: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def head(self, n: int) -> "Prompts":
-        return Prompts(self.x[:n], self.y[:n], self.z[:n])
+        return Prompts(self.x[:n], self.y[:n], self.z[:n], None if self.coef is None else self.coef[:n])
 
 
-def _label(x: np.ndarray, pool: np.ndarray, z: np.ndarray, noise: np.ndarray, sigma: float) -> np.ndarray:
-    return _rowdot(x.astype(np.float64), pool[z][:, None, :]) + sigma * noise
+def _components(rng, m, size, pi):
+    return rng.choice(m, size=size, p=pi) if pi is not None else rng.integers(m, size=size)
 
 
 def draw(pool: np.ndarray, sigma: float, n: int, K: int, rng: np.random.Generator,
-         x_scale: float = 1.0, pi: np.ndarray | None = None) -> Prompts:
-    """Draw n prompts of K pairs from one random stream."""
+         x_scale: float = 1.0, pi=None) -> Prompts:
+    """Prompt-level mixture: one component of `pool` per prompt."""
     m, d = pool.shape
-    z = rng.choice(m, size=n, p=pi) if pi is not None else rng.integers(m, size=n)
+    z = _components(rng, m, n, pi)
     x = rng.standard_normal((n, K, d), dtype=np.float32)
     noise = rng.standard_normal((n, K))
     if x_scale != 1.0:
         x = x * np.float32(x_scale)
-    return Prompts(x, _label(x, pool, z, noise, sigma), z)
+    return Prompts(x, _rowdot(x.astype(np.float64), pool[z][:, None, :]) + sigma * noise, z)
 
 
-def _draw_chunked(tag: int, seed: int, pool: np.ndarray, sigma: float, n: int, K: int,
-                  x_scale: float = 1.0) -> Prompts:
+def sample_betas(spec: Spec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, K, d) components of n prompts, each of norm snr * sigma (our law: uniform directions;
+    the paper's is not confirmed). `fixed`: the same K for every prompt, from pool_seed."""
+    scale = spec.snr * spec.sigma
+    if spec.components == "fixed":
+        B = np.broadcast_to(make_pool(spec.d, spec.m, spec.pool_seed) / np.sqrt(spec.d) * scale, (n, spec.m, spec.d))
+    else:
+        g = rng.standard_normal((n, spec.m, spec.d))
+        B = g / np.sqrt(_rowdot(g, g))[..., None] * scale
+    if spec.symmetric:
+        B = np.stack([B[:, 0], -B[:, 0]], axis=1)
+    return np.ascontiguousarray(B)
+
+
+def draw_sample(spec: Spec, n: int, K: int, rng: np.random.Generator) -> Prompts:
+    """Sample-level mixture (Jin et al. 2024): every pair draws its own component."""
+    pi = None if spec.pi is None else np.asarray(spec.pi)
+    z = _components(rng, spec.m, (n, K), pi)
+    x = rng.standard_normal((n, K, spec.d), dtype=np.float32)
+    noise = rng.standard_normal((n, K))
+    B = sample_betas(spec, n, rng)
+    chosen = np.take_along_axis(B, z[..., None], axis=1)  # (n, K, d)
+    weights = np.full(spec.m, 1.0 / spec.m) if pi is None else pi
+    coef = np.einsum("k,nkd->nd", weights, B)
+    return Prompts(x, _rowdot(x.astype(np.float64), chosen) + spec.sigma * noise, z, coef)
+
+
+def _draw(spec: Spec, pool, n: int, K: int, rng, x_scale: float = 1.0) -> Prompts:
+    if spec.family == "sample":
+        return draw_sample(spec, n, K, rng)
+    return draw(pool, spec.sigma, n, K, rng, x_scale, None if spec.pi is None else np.asarray(spec.pi))
+
+
+def _draw_chunked(tag: int, spec: Spec, pool, n: int, K: int, x_scale: float = 1.0) -> Prompts:
     parts = []
     for c in range(-(-n // CHUNK)):
-        rng = np.random.default_rng(np.random.SeedSequence([tag, seed, c]))
+        rng = np.random.default_rng(np.random.SeedSequence([tag, spec.seed, c]))
         # Every chunk is drawn whole and cut, so a smaller set is a prefix of a larger one.
-        parts.append(draw(pool, sigma, CHUNK, K, rng, x_scale).head(min(CHUNK, n - c * CHUNK)))
-    return Prompts(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "z")))
+        parts.append(_draw(spec, pool, CHUNK, K, rng, x_scale).head(min(CHUNK, n - c * CHUNK)))
+    fields = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "z")}
+    coef = None if parts[0].coef is None else np.concatenate([p.coef for p in parts])
+    return Prompts(**fields, coef=coef)
 
 
 def test_pool(spec: Spec, pool: np.ndarray) -> np.ndarray:
@@ -91,11 +130,14 @@ def test_pool(spec: Spec, pool: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Truth:
-    """What only oracles see: the training distribution's pool, weights and noise level."""
+    """What only oracles see: the training distribution's pool (None when components are
+    drawn per prompt), weights and noise level, and for the sample-level family the
+    coefficient sum_k pi_k beta_k of each test prompt."""
 
-    pool: np.ndarray
+    pool: np.ndarray | None
     pi: np.ndarray
     sigma: float
+    test_coef: np.ndarray | None = None
 
 
 @dataclass
@@ -137,13 +179,13 @@ class TrainData:
 
     def fixed(self) -> Prompts:
         if self._fixed is None:
-            self._fixed = _draw_chunked(_TRAIN, self.spec.seed, self._pool, self.spec.sigma, self.n, self.K)
+            self._fixed = _draw_chunked(_TRAIN, self.spec, self._pool, self.n, self.K)
         return self._fixed
 
     def sample(self, n: int, rng: np.random.Generator, K: int | None = None) -> Prompts:
         if not self.streaming:
             raise RuntimeError("this spec has a fixed training set (n_train); use fixed()")
-        return draw(self._pool, self.spec.sigma, n, K or self.K, rng)
+        return _draw(self.spec, self._pool, n, K or self.K, rng)
 
 
 @dataclass
@@ -159,8 +201,14 @@ def make_dataset(spec: Spec, train: TrainData | None = None) -> Dataset:
     `train` to share it between specs that differ only in their test distribution."""
     pool = make_pool(spec.d, spec.m, spec.pool_seed)
     if train is None:
-        train = TrainData(dataclasses.replace(spec, shift_kind="none", shift_value=0.0), pool)
+        train = TrainData(train_spec(spec), pool)
     x_scale = spec.shift_value if spec.shift_kind == "covariate_scale" else 1.0
-    test = _draw_chunked(_TEST, spec.seed, test_pool(spec, pool), spec.sigma, spec.n_test, spec.k_max + 1, x_scale)
-    truth = Truth(pool=pool, pi=np.full(spec.m, 1.0 / spec.m), sigma=spec.sigma)
+    test = _draw_chunked(_TEST, spec, test_pool(spec, pool), spec.n_test, spec.k_max + 1, x_scale)
+    pi = np.full(spec.m, 1.0 / spec.m) if spec.pi is None else np.asarray(spec.pi)
+    if spec.family == "sample":
+        fixed = spec.components == "fixed"
+        truth = Truth(pool=sample_betas(spec, 1, None)[0] if fixed else None, pi=pi, sigma=spec.sigma,
+                      test_coef=test.coef)
+    else:
+        truth = Truth(pool=pool, pi=pi, sigma=spec.sigma)
     return Dataset(spec=spec, train=train, test=test, truth=truth)

@@ -25,7 +25,7 @@ from typing import Callable
 from .cells import FAILED, TIMEOUT, base_row, frame, run_cell
 from .data import TrainData, make_dataset, make_pool
 from .registry import instantiate, load_registry
-from .specs import Spec
+from .specs import Spec, train_spec
 from .store import Store
 
 
@@ -66,7 +66,7 @@ def _solver(task: Task, job: CellJob):
 def _dataset(spec: Spec):
     """Datasets are cached per process: a training set (the big one) per training distribution,
     test sets for the last few specs."""
-    tkey = dataclasses.replace(spec, shift_kind="none", shift_value=0.0, n_test=2, suite="", section="", name="")
+    tkey = train_spec(spec)
     if tkey not in _trains:
         _trains[tkey] = TrainData(tkey, make_pool(spec.d, spec.m, spec.pool_seed))
         while len(_trains) > 1:
@@ -226,8 +226,7 @@ class _Board:
 
 
 def _group(task: Task):
-    spec = task.cells[0].spec
-    return (spec.family, spec.d, spec.m, spec.sigma, spec.k_max, spec.n_train, spec.pool_seed, spec.seed)
+    return train_spec(task.cells[0].spec)
 
 
 def run_local(tasks: list[Task], slots: list[Slot], timeout: float | None, on_done: Callable) -> None:

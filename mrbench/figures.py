@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-RC = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3}
+RC = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "figure.max_open_warning": 0}
 STYLE = {  # told apart at a glance: oracles dashed, plug-ins solid, prompt-only dotted, trained thick
     "oracle": dict(linestyle="--", linewidth=1.6),
     "plug-in": dict(linestyle="-", linewidth=1.4),
@@ -143,4 +143,39 @@ def shift_figures(results: pd.DataFrame, preferred=("transformer", "posterior_me
             fig.tight_layout()
         out.append(Figure(f"shift-{slug(title)}", title, f"NMSE against k under the test-time shift {kind}; "
                           "one curve per shift value.", fig))
+    return out
+
+
+SAMPLE_AXES = (("k_max", "prompt length n"), ("n_train", "training prompts B"), ("d", "dimension d"),
+               ("snr", "SNR ||beta|| / sigma"), ("m", "components K"))
+
+
+def sample_figures(results: pd.DataFrame) -> list[Figure]:
+    """Sample-level family: excess MSE over the oracle at the last query (k = k_max) against
+    the prompt length, training prompts, dimension, SNR or K, whichever a section varies."""
+    ok, out = _ok(results), []
+    ok = ok[(ok["family"] == "sample") & (ok["k"] == ok["k_max"])]
+    for section, part in ok.groupby("section"):
+        for field, name in SAMPLE_AXES:
+            if part[field].nunique() < 2:
+                continue
+            others = [c for c in ("symmetric", "pi") if part[c].nunique() > 1]
+            with plt.rc_context(RC):
+                fig, ax = plt.subplots(figsize=(7, 4.2))
+                for keys, sub in part.groupby(["label", *others], sort=True):
+                    keys = keys if isinstance(keys, tuple) else (keys,)
+                    c = sub.groupby(field)["excess_mse"].mean()
+                    c = c[c > 0]  # the oracle's own excess is exactly 0
+                    if len(c):
+                        label = keys[0] + "".join(f", {o}={v}" for o, v in zip(others, keys[1:]))
+                        ax.plot(c.index, c.values, marker="o", label=t(label),
+                                **STYLE.get(sub["solver_family"].iloc[0], STYLE["data-driven"]))
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                title = f"{section}: excess MSE against {name}"
+                ax.set(xlabel=t(name), ylabel="excess MSE over the oracle (k = n)", title=t(title))
+                ax.legend(fontsize=7)
+                fig.tight_layout()
+            out.append(Figure(f"sample-{slug(section)}-{field}", title, "Sample-level mixture: mean squared distance "
+                              "to the oracle x^T sum_k pi_k beta_k at the last query, mean over seeds.", fig))
     return out

@@ -19,6 +19,15 @@ def nmse_average(pred: np.ndarray, y: np.ndarray, d: int) -> tuple[float, float]
     return float(per_prompt.mean()), float(per_prompt.std(ddof=1) / np.sqrt(len(per_prompt)))
 
 
+def excess_curve(pred: np.ndarray, x: np.ndarray, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Excess MSE over the sample-level oracle x^T sum_k pi_k beta_k, per prefix length: the
+    mean squared distance to the oracle's prediction (its expectation equals MSE - MSE_oracle,
+    with less variance), and its standard error."""
+    oracle = np.einsum("nkd,nd->nk", x.astype(np.float64), coef)
+    dist = (np.asarray(pred, np.float64) - oracle) ** 2
+    return dist.mean(axis=0), dist.std(axis=0, ddof=1) / np.sqrt(dist.shape[0])
+
+
 def pool_metrics(true_pool: np.ndarray, est_pool: np.ndarray, sigma: float,
                  true_pi: np.ndarray | None = None, est_pi: np.ndarray | None = None) -> dict[str, float]:
     """Recovery of an estimated pool.

@@ -16,8 +16,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import __version__
-from .cells import OK
-from .figures import curve_figure, fixed_n_figures, probe_figures, shift_figures
+from .cells import FINAL, OK
+from .figures import curve_figure, fixed_n_figures, probe_figures, sample_figures, shift_figures
 from .runner import leaderboard
 from .store import Store, load_results
 
@@ -95,17 +95,19 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
     figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results)
     shifts = shift_figures(results)
+    sample = sample_figures(results)
     probe = probe_figures(probes(results, Store(root), reference), reference)
-    problems = cells[cells["status"] != OK][["spec", "seed", "label", "status", "error"]].to_dict("records")
+    problems = cells[~cells["status"].isin(FINAL)][["spec", "seed", "label", "status", "error"]].to_dict("records")
     context = {
         "title": f"mrbench report: {root.name}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": __version__, "n_cells": len(cells), "counts": cells["status"].value_counts().to_dict(),
         "leaderboards": _leaderboards(results), "avg_ranks": _avg_ranks(results),
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
+        "sample": sample,
         "problems": problems, "missing": missing, "runs": runs,
     }
-    return context, figures + fixed_n + probe + shifts
+    return context, figures + fixed_n + probe + shifts + sample
 
 
 def _num(value, digits: int = 4) -> str:

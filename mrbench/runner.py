@@ -24,12 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .cells import FAILED, OK, TIMEOUT
+from .cells import FAILED, FINAL, NOT_APPLICABLE, OK, TIMEOUT
 from .errors import UserError
 from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, canonical_params
-from .specs import Spec, filter_specs, load_suite
+from .specs import Spec, filter_specs, load_suite, train_spec
 from .store import Store, load_results
 
 
@@ -46,9 +46,8 @@ class Cell:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     @property
-    def train_key(self) -> tuple:
-        s = self.spec
-        return (s.family, s.d, s.m, s.sigma, s.k_max, s.n_train, s.pool_seed, s.seed)
+    def train_key(self) -> Spec:
+        return train_spec(self.spec)
 
     def job(self) -> CellJob:
         return CellJob(self.key, self.spec, self.solver.name, canonical_params(self.solver.get_params()))
@@ -112,11 +111,17 @@ def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[
         raise UserError(f"--seeds {seeds!r}: must be an integer >= 1")
     registry = load_registry(plugins)
     request = solvers or ",".join(suite_obj.solvers) or "all"
-    solver_list = instantiate(registry, parse_solver_arg(request))
-    if not solver_list:
+    requests = parse_solver_arg(request)
+    named = instantiate(registry, [r for r in requests if r[0] != "all"])
+    labels = {s.label() for s in named}
+    # 'all' means every solver that applies to each spec's data family; a solver named
+    # explicitly runs on every spec (and is recorded as not applicable where it is not).
+    every = [s for s in instantiate(registry, [r for r in requests if r[0] == "all"]) if s.label() not in labels]
+    if not named and not every:
         raise UserError(f"--solvers {request!r} names no solver; valid solvers: {', '.join(sorted(registry))}")
     cells = [Cell(spec.with_seed(spec.seed + r), solver)
-             for spec in specs for r in range(seeds) for solver in solver_list]
+             for spec in specs for r in range(seeds)
+             for solver in named + [s for s in every if spec.family in s.families]]
     return cells, suite_obj
 
 
@@ -177,10 +182,10 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
         out = Path(out)
         statuses = Store(out).statuses()
-        todo = [c for c in cells if force or statuses.get(c.key) != OK]
+        todo = [c for c in cells if force or statuses.get(c.key) not in FINAL]
         if dry_run:
             frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
-                                   "stored": statuses.get(c.key) == OK, "key": c.key} for c in cells])
+                                   "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
             echo(frame.to_string(index=False))
             echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
             return frame
@@ -229,20 +234,23 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, disable=not enabled, unit="cell", dynamic_ncols=True, file=sys.stderr)
 
 
+REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
+
+
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """Per spec: solvers ranked by mean NMSE over k = 1..k_max (averaged over seeds), with the
-    excess over and ratio to the oracle posterior mean."""
+    excess over and ratio to the family's Bayes-optimal oracle."""
     cells = results.drop_duplicates("cell_key")
     ok = cells[cells["status"] == OK]
     if ok.empty:
         return pd.DataFrame(columns=["spec", "label", "nmse", "se", "oracle", "rank"])
     table = (ok.groupby(["spec", "label"], sort=False)
-             .agg(nmse=("nmse_avg", "mean"), se=("nmse_avg_se", "mean"), oracle=("oracle", "first"),
+             .agg(family=("family", "first"), nmse=("nmse_avg", "mean"), se=("nmse_avg_se", "mean"), oracle=("oracle", "first"),
                   solver_family=("solver_family", "first"), seeds=("seed", "nunique"),
                   fit_s=("fit_seconds", "mean"), predict_s=("predict_seconds", "mean"),
                   peak_rss_mb=("peak_rss_mb", "max"))
              .reset_index())
-    ref = table[table["label"] == "posterior_mean"].set_index("spec")["nmse"]
+    ref = table[table["label"] == table["family"].map(REFERENCE)].set_index("spec")["nmse"]
     table["excess"] = table["nmse"] - table["spec"].map(ref)
     table["ratio"] = table["nmse"] / table["spec"].map(ref)
     table["rank"] = table.groupby("spec")["nmse"].rank(method="min").astype(int)
@@ -259,7 +267,7 @@ def leaderboard_text(results: pd.DataFrame) -> str:
         view = part[cols].copy()
         view["oracle"] = view["oracle"].map({True: "oracle", False: ""})
         lines.append(view.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for _, row in cells[cells["status"] != OK].iterrows():
+    for _, row in cells[~cells["status"].isin(FINAL)].iterrows():
         first = (row["error"] or "").splitlines()[0] if row["error"] else ""
         lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")
     counts = cells["status"].value_counts().to_dict()

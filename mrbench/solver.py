@@ -21,6 +21,7 @@ class Solver:
     trained: ClassVar[bool] = False  # learns from the spec's training prompts
     family: ClassVar[str] = ""  # display group: oracle, plug-in, data-driven, trained
     version: ClassVar[str] = "1"  # bump to invalidate stored results by hand
+    families: ClassVar[tuple[str, ...]] = ("prompt", "sample")  # data families it applies to
 
     # Set by the runner before fit; plain attributes so a solver also works on its own.
     seed: int = 0
@@ -59,7 +60,8 @@ class Solver:
         return f"{cls.version}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
 
     def skip_reason(self, spec, device: str) -> str | None:
-        """Why this solver cannot run on `spec` here, or None. Raising SkipSolver in fit works too."""
+        """Why this solver cannot run on `spec` here (no GPU, missing dependency, budget), or
+        None. Raising SkipSolver in fit works too. Skipped cells are retried by later runs."""
         return None
 
     def fit(self, train, truth=None) -> "Solver":

@@ -19,7 +19,10 @@ from typing import Any
 from .errors import UserError
 
 SHIFT_KINDS = ("none", "covariate_scale", "weight_scale", "weight_shift")
-FAMILIES = ("prompt",)
+FAMILIES = ("prompt", "sample")
+COMPONENTS = ("per_prompt", "fixed")
+# Names of the sample-level literature (Jin et al. 2024), accepted in suite files.
+ALIASES = {"K": "m", "n": "k_max", "B": "n_train"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class Spec:
     shift_value: float = 0.0
     pool_seed: int = 0
     seed: int = 0
+    pi: tuple[float, ...] | None = None  # component weights; None: uniform
+    # Sample-level family only (REFERENCE section 5): ||beta_k|| = snr * sigma, beta drawn
+    # afresh per prompt or fixed (from pool_seed), beta_2 = -beta_1 when symmetric (K = 2).
+    snr: float = 1.0
+    components: str = "per_prompt"
+    symmetric: bool = False
     # Where the spec comes from; part of the results, not of the data.
     suite: str = ""
     section: str = ""
@@ -56,6 +65,12 @@ class Spec:
 LABEL_FIELDS = ("suite", "section", "name")
 DATA_FIELDS = tuple(f.name for f in dataclasses.fields(Spec) if f.name not in LABEL_FIELDS)
 _NON_NEGATIVE_INTS = ("pool_seed", "seed")
+
+
+def train_spec(spec: Spec) -> Spec:
+    """The training distribution of a spec: test-time fields (shift, test size) and labels
+    cleared. Specs with equal training specs share training data and fits."""
+    return dataclasses.replace(spec, shift_kind="none", shift_value=0.0, n_test=2, suite="", section="", name="")
 
 
 def _fail(where: str, key: str, value: Any, allowed: str) -> UserError:
@@ -82,10 +97,15 @@ def _as_float(where, key, value, allowed: str, ok=lambda v: True) -> float:
 def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
     """Validate raw values (from TOML or Python) into a Spec; errors name `where` and the field."""
     known = {f.name for f in dataclasses.fields(Spec)}
-    for key in values:
-        if key not in known:
-            raise UserError(f"{where}: unknown field '{key}'; valid fields: {', '.join(sorted(known))}")
-    v = dict(values)
+    v = {}
+    for key, value in values.items():
+        name = ALIASES.get(key, key)
+        if name not in known:
+            raise UserError(f"{where}: unknown field '{key}'; valid fields: {', '.join(sorted(known))} "
+                            f"(aliases: {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})")
+        if name in v:
+            raise UserError(f"{where}: field '{name}' is given twice (as '{key}' and under another name)")
+        v[name] = value
     family = v.get("family", "prompt")
     if family not in FAMILIES:
         raise _fail(where, "family", family, f"must be one of {', '.join(FAMILIES)}")
@@ -113,12 +133,46 @@ def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
         out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", 0.0), "must be 0 when shift_kind is 'none'", lambda s: s == 0)
     for key in _NON_NEGATIVE_INTS:
         out[key] = _as_int(where, key, v.get(key, 0), 0, 2**63 - 1)
+    out["pi"] = _as_pi(where, v.get("pi", "uniform"), out["m"])
+    out.update(_sample_fields(where, v, out))
     for key in LABEL_FIELDS:
         value = v.get(key, "")
         if not isinstance(value, str):
             raise _fail(where, key, value, "must be a string")
         out[key] = value
     return Spec(**out)
+
+
+def _as_pi(where, value, m):
+    if value in (None, "uniform"):
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != m:
+        raise _fail(where, "pi", value, f"must be 'uniform' or a list of m = {m} weights")
+    weights = tuple(_as_float(where, "pi", w, "weights must be finite and > 0", lambda x: x > 0) for w in value)
+    if abs(sum(weights) - 1) > 1e-9:
+        raise _fail(where, "pi", value, "weights must sum to 1")
+    return weights
+
+
+def _sample_fields(where, v, out) -> dict[str, Any]:
+    snr, components, symmetric = v.get("snr", 1.0), v.get("components", "per_prompt"), v.get("symmetric", False)
+    if out["family"] != "sample":
+        for key, default in (("snr", 1.0), ("components", "per_prompt"), ("symmetric", False)):
+            if key in v and v[key] != default:
+                raise _fail(where, key, v[key], "applies to family 'sample' only")
+        return {}
+    snr = _as_float(where, "snr", snr, "must be finite and > 0", lambda x: x > 0)
+    if components not in COMPONENTS:
+        raise _fail(where, "components", components, f"must be one of {', '.join(COMPONENTS)}")
+    if not isinstance(symmetric, bool):
+        raise _fail(where, "symmetric", symmetric, "must be true or false")
+    if symmetric and out["m"] != 2:
+        raise _fail(where, "symmetric", symmetric, "needs m (K) = 2: beta_2 = -beta_1")
+    if out["sigma"] == 0:
+        raise _fail(where, "sigma", 0.0, "must be > 0 for family 'sample' (||beta|| = snr * sigma)")
+    if out["shift_kind"] != "none":
+        raise _fail(where, "shift_kind", out["shift_kind"], "test-time shifts apply to family 'prompt' only")
+    return {"snr": snr, "components": components, "symmetric": symmetric}
 
 
 @dataclass

@@ -9,6 +9,7 @@ class AltMin(Solver):
     name = "altmin"
     trained = True
     family = "plug-in"
+    families = ("prompt",)
 
     def __init__(self, tol=1e-3, max_iter=1000, predictor="posterior_mean", weights="uniform"):
         self.tol, self.max_iter = tol, max_iter

@@ -14,6 +14,7 @@ class EM(Solver):
     name = "em"
     trained = True
     family = "plug-in"
+    families = ("prompt",)
 
     def __init__(self, n_init=1, init="random", sigma="known", tol=1e-3, max_iter=20000, ridge=1e-6,
                  predictor="posterior_mean", weights="uniform"):

@@ -17,6 +17,7 @@ class Kong2020(Solver):
     name = "kong2020"
     trained = True
     family = "plug-in"
+    families = ("prompt",)
 
     def __init__(self, n_cluster=1000, refine_steps=1, sigma="known", predictor="posterior_mean",
                  weights="uniform"):

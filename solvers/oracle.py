@@ -9,6 +9,7 @@ class PosteriorMean(Solver):
     name = "posterior_mean"
     requires_truth = True
     family = "oracle"
+    families = ("prompt",)
 
     def fit(self, train, truth=None):
         self.pool_, self.pi_, self.sigma_ = truth.pool, truth.pi, truth.sigma
@@ -24,6 +25,7 @@ class Argmin(Solver):
     name = "argmin"
     requires_truth = True
     family = "oracle"
+    families = ("prompt",)
 
     def fit(self, train, truth=None):
         self.pool_ = truth.pool

@@ -66,10 +66,11 @@ def test_run_writes_long_table_and_rerun_adds_nothing(cli, tiny, tmp_path):
     assert code == 0, stderr
     frame = pd.read_parquet(out)
     assert set(COLUMNS) <= set(frame.columns)
-    n_solvers = frame["solver"].nunique()
-    assert len(frame) == 4 * n_solvers * 9  # specs × solvers × (k = 0..8)
+    assert len(frame) == 4 * frame["solver"].nunique() * 9  # specs × solvers × (k = 0..8)
     assert (frame["status"] == "ok").all()
     assert all(sorted(ks) == list(range(9)) for _, ks in frame.groupby("cell_key")["k"])
+    # 'all' is every solver of this suite's data family
+    assert {"posterior_mean", "em", "ols"} <= set(frame.solver) and "icl_em" not in set(frame.solver)
     assert frame.loc[frame.solver == "posterior_mean", "oracle"].all()
     assert json.loads(frame["solver_params"].iloc[0]) is not None
     assert "posterior_mean" in stdout and "cells:" in stdout  # the leaderboard

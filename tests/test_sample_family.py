@@ -1,0 +1,89 @@
+"""The sample-level family (Jin et al. 2024): generator, oracle, in-context EM, LSA."""
+import numpy as np
+import pytest
+import torch
+
+import mrbench
+from mrbench.data import make_dataset
+from mrbench.errors import UserError
+from mrbench.metrics import excess_curve
+from mrbench.registry import instantiate, load_registry, parse_solver_arg
+from mrbench.specs import make_spec
+
+
+def spec(**kw):
+    return make_spec({"family": "sample", "d": 5, "K": 2, "n": 20, "B": 500, "n_test": 300, "snr": 5.0, **kw})
+
+
+def solver(text):
+    return instantiate(load_registry(), parse_solver_arg(text))[0]
+
+
+def test_generator_component_frequencies_norms_and_symmetry():
+    ds = make_dataset(spec(K=3, pi=[0.6, 0.3, 0.1], n_test=3000))
+    freq = np.bincount(ds.test.z.ravel(), minlength=3) / ds.test.z.size
+    np.testing.assert_allclose(freq, [0.6, 0.3, 0.1], atol=0.01)
+    sym = make_dataset(spec(symmetric=True, sigma=0.5, snr=4.0, n_test=50))
+    np.testing.assert_allclose(sym.test.coef, 0.0, atol=1e-12)  # the oracle is identically 0
+    fixed = make_dataset(spec(components="fixed", n_test=50))
+    np.testing.assert_allclose(np.linalg.norm(fixed.truth.pool, axis=1), 5.0)
+    np.testing.assert_allclose(fixed.test.coef, np.broadcast_to(fixed.truth.pool.mean(0), (50, 5)))
+    # y is <beta_z, x> + sigma noise: the residual of the oracle has the right size
+    ds = make_dataset(spec(sigma=0.7, snr=1e-6, n_test=2000))  # beta ~ 0: residual is the noise
+    assert ds.test.y.std() == pytest.approx(0.7, rel=0.03)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(sigma=0.0), "sigma"), (dict(K=3, symmetric=True), "symmetric"), (dict(snr=-1.0), "snr"),
+    (dict(pi=[0.5, 0.6]), "sum to 1"), (dict(pi=[1.0]), "pi"), (dict(components="mixed"), "components"),
+])
+def test_sample_spec_validation(bad, match):
+    with pytest.raises(UserError, match=match):
+        spec(**bad)
+    with pytest.raises(UserError, match="family 'sample' only"):
+        make_spec({"snr": 2.0})
+
+
+def test_oracle_has_zero_excess_and_prompt_solvers_skip(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text("[suite]\nname='j'\n[defaults]\nfamily='sample'\nd=4\nK=2\nn=12\nB=300\nn_test=100\n"
+                     "[sections.a]\ngrid={symmetric=[true,false]}\n")
+    frame = mrbench.run(suite=str(suite), solvers="all,posterior_mean", out=tmp_path / "r", progress=False,
+                        report=False)
+    cells = frame.drop_duplicates("cell_key")
+    assert set(cells.solver) >= {"sample_oracle", "icl_em", "icl_gradient_em", "lsa", "ols", "ridge"}
+    assert not {"argmin", "em", "altmin", "kong2020"} & set(cells.solver)  # 'all' keeps to the family
+    named = cells[cells.solver == "posterior_mean"]  # named explicitly: recorded, not dropped
+    assert (named.status == "not_applicable").all() and named.error.str.contains("family prompt").all()
+    assert (cells[cells.solver != "posterior_mean"].status == "ok").all()
+    oracle = frame[frame.solver == "sample_oracle"]
+    assert (oracle.excess_mse == 0).all()
+    assert frame[frame.status == "ok"].excess_mse.notna().all()
+    again = mrbench.run(suite=str(suite), solvers="all,posterior_mean", out=tmp_path / "r", dry_run=True, echo=str)
+    assert again.stored.all()  # not-applicable cells are final
+
+
+def test_icl_em_approaches_oracle_as_n_grows_at_high_snr():
+    ds = make_dataset(spec(n=60, snr=8.0, n_test=400))
+    y = ds.test.y.copy()
+    y[:, -1] = np.nan
+    em = solver("icl_em").set_context(seed=0).fit(ds.train)
+    ex, _ = excess_curve(em.predict(ds.test.x, y), ds.test.x, ds.test.coef)
+    ols, _ = excess_curve(solver("ols").predict(ds.test.x, y), ds.test.x, ds.test.coef)
+    points = [ex[n] for n in (10, 20, 40, 60)]
+    assert all(b < a * 1.1 for a, b in zip(points, points[1:])), points  # monotone, with 10% tolerance
+    assert points[-1] < 0.5 * points[0]
+    assert ex[40:].mean() < ols[40:].mean()  # and beats OLS at high SNR, large n
+
+
+def test_lsa_gradient_descent_reaches_least_squares_solution():
+    ds = make_dataset(spec(K=3, d=3, n=10, B=400, snr=2.0))
+    lsa = solver("lsa[steps=3000]").set_context(seed=0).fit(ds.train)
+    from mrbench.solvers.lsa import features
+
+    data = ds.train.fixed()
+    x, y = torch.from_numpy(data.x.astype(float)), torch.from_numpy(data.y)
+    b, q, t = features(x, y)[:, 1:].reshape(-1, 3), x[:, 1:].reshape(-1, 3), y[:, 1:].reshape(-1)
+    F = torch.einsum("nd,ne->nde", q, b).reshape(-1, 9).numpy()
+    closed = np.linalg.lstsq(F, t.numpy(), rcond=None)[0].reshape(3, 3)
+    np.testing.assert_allclose(lsa.gamma_, closed, atol=1e-3)
