@@ -1,5 +1,5 @@
 """Fit and predict time, peak memory and accuracy of every registered CPU solver."""
-from .common import PER_PROMPT, TRAINED, dataset, fitted, hidden, nmse_ratio
+from .common import FAMILY, PER_PROMPT, TRAINED, dataset, fitted, hidden, nmse_ratio
 
 
 class PerPrompt:
@@ -10,10 +10,11 @@ class PerPrompt:
     timeout = 300
 
     def setup_cache(self):
-        return {(m, k): dataset(m, k, n_train=1) for m in self.params[1] for k in self.params[2]}
+        return {(f, m, k): dataset(m, k, n_train=1, family=f) for f in ("prompt", "sample")
+                for m in self.params[1] for k in self.params[2]}
 
     def setup(self, data, name, m, k):
-        self.ds = data[(m, k)]
+        self.ds = data[(FAMILY[name], m, k)]
         self.solver = fitted(name, self.ds)
         self.y = hidden(self.ds.test.y)
 
@@ -38,15 +39,16 @@ class TrainedFit:
 
     def setup_cache(self):
         out = {}
-        for m in self.params[1]:
-            for n in self.params[2]:
-                ds = dataset(m, 60, n_train=n)
-                ds.train.fixed()  # generated here, once, and cached with the dataset
-                out[(m, n)] = ds
+        for f in ("prompt", "sample"):
+            for m in self.params[1]:
+                for n in self.params[2]:
+                    ds = dataset(m, 60 if f == "prompt" else 20, n_train=n, family=f)
+                    ds.train.fixed()  # generated here, once, and cached with the dataset
+                    out[(f, m, n)] = ds
         return out
 
     def setup(self, data, name, m, n_train):
-        self.ds = data[(m, n_train)]
+        self.ds = data[(FAMILY[name], m, n_train)]
 
     def time_fit(self, data, name, m, n_train):
         fitted(name, self.ds)
@@ -68,14 +70,16 @@ class TrainedPredict:
 
     def setup_cache(self):
         out = {}
-        for m in self.params[1]:
-            ds = dataset(m, 60, n_train=4000)
-            ds.train.fixed()
-            out[m] = ds
+        for f in ("prompt", "sample"):
+            for m in self.params[1]:
+                ds = dataset(m, 60 if f == "prompt" else 20, n_train=4000, family=f)
+                ds.train.fixed()
+                out[(f, m)] = ds
         return out
 
     def setup(self, data, name, m):
-        self.ds, self.y = data[m], hidden(data[m].test.y)
+        self.ds = data[(FAMILY[name], m)]
+        self.y = hidden(self.ds.test.y)
         self.solver = fitted(name, self.ds)
 
     def time_predict(self, data, name, m):

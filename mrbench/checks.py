@@ -107,7 +107,7 @@ CHECKS = (check_shapes_and_finite, check_deterministic, check_no_mutation, check
 
 def check_solver(cls: type[Solver], params: dict | None = None) -> None:
     """Run every contract check; raises AssertionError (or SkipSolver) on the first failure."""
-    params = params or {}
+    params = {**cls.test_params, **(params or {})}
     check_params(cls, params)
     for check in CHECKS:
         if check is check_shapes_and_finite:

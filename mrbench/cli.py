@@ -35,6 +35,21 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", help="also write every figure as PNG and SVG into this directory")
     rep.add_argument("--reference", default="transformer", help="solver label for the distance probe")
 
+    tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")
+    tr.add_argument("--suite", default="quick")
+    tr.add_argument("--where", help="pandas-query filter on spec fields")
+    tr.add_argument("--preset", default="small", help="paper | small | tiny (default small)")
+    tr.add_argument("--steps", type=int, default=20000)
+    tr.add_argument("--seconds", type=float, help="wall-clock budget per checkpoint")
+    tr.add_argument("--batch-size", type=int, default=256)
+    tr.add_argument("--lr", type=float, default=3e-4)
+    tr.add_argument("--dropout", type=float, default=0.0)
+    tr.add_argument("--curriculum", action="store_true", help="grow the number of pairs during training")
+    tr.add_argument("--no-compile", action="store_true", help="do not torch.compile on CUDA")
+    tr.add_argument("--eval-every", type=int, default=1000)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--out-dir", help="where to write (default: the user cache, $MRBENCH_CACHE or ~/.cache/mrbench)")
+
     ls = sub.add_parser("list", help="list solvers and suites")
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     return p
@@ -66,6 +81,27 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from pathlib import Path
+
+    from .errors import UserError
+    from .runner import resolve_device
+    from .transformer.command import train_suite
+    from .transformer.model import PRESETS
+    from .transformer.train import Recipe
+
+    if args.preset not in PRESETS:
+        raise UserError(f"--preset {args.preset!r}: valid presets are {', '.join(PRESETS)}")
+    if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
+        raise UserError("--steps and --batch-size must be >= 1 and --lr > 0")
+    recipe = Recipe(steps=args.steps, seconds=args.seconds, batch_size=args.batch_size, lr=args.lr,
+                    curriculum=args.curriculum, compile=not args.no_compile, eval_every=args.eval_every,
+                    warmup=min(500, args.steps // 10))
+    train_suite(args.suite, args.where, args.preset, recipe, resolve_device(args.device),
+                Path(args.out_dir) if args.out_dir else None, args.dropout)
+    return 0
+
+
 def _cmd_list(args) -> int:
     from .registry import load_registry
     from .specs import builtin_suites, load_suite
@@ -89,7 +125,7 @@ def _cmd_list(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}[args.command](args)
+        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "train": _cmd_train}[args.command](args)
     except UserError as exc:
         print(f"mrbench: error: {exc}", file=sys.stderr)
         return 2

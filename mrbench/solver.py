@@ -22,6 +22,7 @@ class Solver:
     family: ClassVar[str] = ""  # display group: oracle, plug-in, data-driven, trained
     version: ClassVar[str] = "1"  # bump to invalidate stored results by hand
     families: ClassVar[tuple[str, ...]] = ("prompt", "sample")  # data families it applies to
+    test_params: ClassVar[dict[str, Any]] = {}  # parameters for the contract checks (fast, small)
 
     # Set by the runner before fit; plain attributes so a solver also works on its own.
     seed: int = 0

@@ -29,12 +29,13 @@ def test_registered_solver_imports(entry):
 def test_contract(entry, check):
     if not entry.available:
         pytest.skip(f"unavailable: {entry.error}")
-    checks.check_params(entry.cls, {})
+    params = dict(entry.cls.test_params)
+    checks.check_params(entry.cls, params)
     try:
         if check is checks.check_shapes_and_finite:
             for sigma in (1.0, 0.0):
-                check(entry.cls, {}, sigma)
+                check(entry.cls, params, sigma)
         else:
-            check(entry.cls, {})
+            check(entry.cls, params)
     except SkipSolver as exc:
         pytest.skip(str(exc))

@@ -66,9 +66,13 @@ def test_run_writes_long_table_and_rerun_adds_nothing(cli, tiny, tmp_path):
     assert code == 0, stderr
     frame = pd.read_parquet(out)
     assert set(COLUMNS) <= set(frame.columns)
-    assert len(frame) == 4 * frame["solver"].nunique() * 9  # specs × solvers × (k = 0..8)
-    assert (frame["status"] == "ok").all()
-    assert all(sorted(ks) == list(range(9)) for _, ks in frame.groupby("cell_key")["k"])
+    # the transformer has no checkpoint for this suite and would not train within its CPU budget
+    skipped = frame[frame.solver == "transformer"]
+    assert len(skipped) == 4 and (skipped.status == "skipped").all() and skipped.error.str.contains("mrbench train").all()
+    ok = frame[frame.solver != "transformer"]
+    assert len(ok) == 4 * ok["solver"].nunique() * 9  # specs × solvers × (k = 0..8)
+    assert (ok["status"] == "ok").all()
+    assert all(sorted(ks) == list(range(9)) for _, ks in ok.groupby("cell_key")["k"])
     # 'all' is every solver of this suite's data family
     assert {"posterior_mean", "em", "ols"} <= set(frame.solver) and "icl_em" not in set(frame.solver)
     assert frame.loc[frame.solver == "posterior_mean", "oracle"].all()
@@ -79,7 +83,7 @@ def test_run_writes_long_table_and_rerun_adds_nothing(cli, tiny, tmp_path):
     assert code == 0 and sorted(os.listdir(out)) == files
     assert len(pd.read_parquet(out)) == len(frame)
     code, stdout, _ = cli("run", "--suite", tiny, "--solvers", "all", "--out", out, "--dry-run")
-    assert code == 0 and "0 to run" in stdout
+    assert code == 0 and "4 to run" in stdout  # only the skipped transformer cells are retried
 
 
 def test_bad_input_exits_2_with_names(cli, tiny, tmp_path):

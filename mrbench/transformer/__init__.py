@@ -1,0 +1,1 @@
+"""The transformer trained in context: model, training loop, checkpoints."""

@@ -1,0 +1,61 @@
+"""Checkpoints: safetensors weights (no pickle) with a JSON sidecar.
+
+A checkpoint is keyed by its training distribution and model: the spec's training fields
+(the seed only when the training set is fixed, since a stream does not depend on it), the
+preset and the dropout. Lookup: the user cache ($MRBENCH_CACHE, else ~/.cache/mrbench), then
+the checkpoints shipped inside the package.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from ..specs import Spec, train_spec
+from .model import Config, InContextRegressor
+
+
+def key(spec: Spec, preset: str, dropout: float) -> str:
+    t = dataclasses.asdict(train_spec(spec))
+    if spec.n_train is None:
+        t.pop("seed")
+    payload = json.dumps({"train": t, "preset": preset, "dropout": dropout}, sort_keys=True)
+    return f"{preset}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def user_dir() -> Path:
+    return Path(os.environ.get("MRBENCH_CACHE", Path.home() / ".cache" / "mrbench")) / "checkpoints"
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("mrbench") / "checkpoints"))
+
+
+def find(name: str) -> Path | None:
+    for d in (user_dir(), shipped_dir()):
+        if (d / f"{name}.safetensors").exists() and (d / f"{name}.json").exists():
+            return d / f"{name}.safetensors"
+    return None
+
+
+def save(model: InContextRegressor, meta: dict, directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.safetensors"
+    weights = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(path.with_name(f".{path.name}")))
+    os.replace(path.with_name(f".{path.name}"), path)
+    sidecar = {**meta, "config": model.cfg.to_dict()}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1, default=str))
+    return path
+
+
+def load(path: Path, device: str = "cpu") -> tuple[InContextRegressor, dict]:
+    meta = json.loads(Path(path).with_suffix(".json").read_text())
+    model = InContextRegressor(Config(**meta["config"]))
+    model.load_state_dict(load_file(str(path)))
+    return model.to(device).eval(), meta

@@ -1,0 +1,87 @@
+"""A GPT-2-style decoder over the prompt (Garg et al. 2022, used by Pathak et al. 2023).
+
+Tokens are x_1, y_1, x_2, y_2, ..., x_{k+1}, each y written into a d-vector [y, 0, ..., 0]; a
+linear read-in to the width, learned absolute positions, pre-LayerNorm blocks with causal fused
+attention and a GELU MLP, a final LayerNorm and a linear read-out to a scalar. The outputs at
+the x positions are the predictions for every prefix length, all in one forward pass.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class Config:
+    d: int = 20  # covariate dimension
+    max_pairs: int = 61  # k_max + 1
+    n_layer: int = 12
+    n_head: int = 8
+    n_embd: int = 256
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {
+    "paper": dict(n_layer=12, n_head=8, n_embd=256),  # about 9.5M parameters
+    "small": dict(n_layer=6, n_head=4, n_embd=128),
+    "tiny": dict(n_layer=2, n_head=2, n_embd=32),
+}
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
+                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout))
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+
+    def forward(self, h):
+        B, T, C = h.shape
+        q, k, v = self.qkv(self.ln1(h)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        h = h + F.dropout(self.proj(att.transpose(1, 2).reshape(B, T, C)), self.dropout, self.training)
+        return h + self.mlp(self.ln2(h))
+
+
+class InContextRegressor(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.read_in = nn.Linear(cfg.d, cfg.n_embd)
+        self.pos = nn.Embedding(2 * cfg.max_pairs - 1, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.read_out = nn.Linear(cfg.n_embd, 1)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):  # GPT-2's initialization
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x (b, K, d), y (b, K) -> predictions (b, K); y's last column is never read."""
+        b, K, d = x.shape
+        y_tok = torch.zeros_like(x)
+        y_tok[..., 0] = y
+        tokens = torch.stack([x, y_tok], dim=2).reshape(b, 2 * K, d)[:, :-1]  # x1 y1 ... x_K
+        h = self.drop(self.read_in(tokens) + self.pos(torch.arange(2 * K - 1, device=x.device)))
+        for block in self.blocks:
+            h = block(h)
+        return self.read_out(self.ln_f(h))[:, ::2, 0]  # the x positions
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

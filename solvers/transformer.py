@@ -1,0 +1,61 @@
+"""The transformer trained in context (Garg et al. 2022; Pathak et al. 2023): a GPT-2-style
+decoder that reads the prompt and predicts every prefix in one forward pass.
+
+fit() loads the checkpoint of the spec's training distribution (user cache, then shipped with
+the package) or trains one: on a GPU, or on the CPU when the estimated training time fits
+`cpu_budget` seconds. Otherwise the cell is skipped with a message naming `mrbench train`.
+"""
+from mrbench import Solver
+from mrbench.transformer import checkpoints
+from mrbench.transformer.model import PRESETS, Config, InContextRegressor
+from mrbench.transformer.train import Recipe, predict, train_model
+
+CPU_FLOPS = 3e10  # effective training FLOP/s (6 * params * tokens) measured on 2 CPU cores
+
+
+class Transformer(Solver):
+    name = "transformer"
+    trained = True
+    family = "trained"
+    test_params = {"preset": "tiny", "steps": 20, "batch_size": 16}
+
+    def __init__(self, preset="small", steps=20000, batch_size=256, lr=3e-4, dropout=0.0, seconds=None,
+                 curriculum=False, cpu_budget=60.0):
+        self.preset, self.steps, self.batch_size, self.lr = preset, steps, batch_size, lr
+        self.dropout, self.seconds, self.curriculum, self.cpu_budget = dropout, seconds, curriculum, cpu_budget
+
+    def config(self, spec) -> Config:
+        return Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=self.dropout, **PRESETS[self.preset])
+
+    def skip_reason(self, spec, device):
+        if self.preset not in PRESETS:
+            return f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}"
+        if device.startswith("cuda") or checkpoints.find(checkpoints.key(spec, self.preset, self.dropout)):
+            return None
+        params = InContextRegressor(self.config(spec)).n_params()
+        estimate = 6 * params * self.steps * self.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
+        if estimate > self.cpu_budget:
+            return (f"no checkpoint for this training distribution and no GPU: training would take about "
+                    f"{estimate:.0f} s on the CPU (budget {self.cpu_budget:g} s); run "
+                    f"`mrbench train --suite {spec.suite or 'SUITE'} --preset {self.preset}` on a GPU machine")
+        return None
+
+    def fit(self, train, truth=None):
+        name = checkpoints.key(train.spec, self.preset, self.dropout)
+        path = checkpoints.find(name)
+        if path is not None:
+            self.model_, meta = checkpoints.load(path, self.device)
+            self.checkpoint_, self.meta_ = str(path), {k: meta.get(k) for k in ("steps", "samples", "wall_seconds")}
+            return self
+        recipe = Recipe(steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr,
+                        curriculum=self.curriculum, warmup=min(500, self.steps // 10))
+        self.model_, hist = train_model(train, self.config(train.spec), recipe, self.device, self.seed, progress=False)
+        self.checkpoint_ = "trained in this run"
+        self.meta_ = {"steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3)}
+        return self
+
+    def predict(self, x, y):
+        return predict(self.model_, x, y, self.device)
+
+    def info(self):
+        return {"checkpoint": self.checkpoint_, "parameters": self.model_.n_params(), **self.meta_}

@@ -1,0 +1,131 @@
+"""The transformer: model, training loop, checkpoints, `mrbench train`, and the solver."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import mrbench
+from mrbench.checks import tiny_dataset
+from mrbench.transformer import checkpoints
+from mrbench.transformer.model import PRESETS, Config, InContextRegressor
+from mrbench.transformer.train import Recipe, Sampler, predict, train_model
+
+TINY_SUITE = """
+[suite]
+name = "tt"
+[defaults]
+d = 4
+m = 3
+k_max = 8
+n_test = 200
+sigma = 0.5
+[sections.a]
+shift_kind = "weight_scale"
+grid = { shift_value = [1.0, 2.0] }
+"""
+
+
+def test_presets_and_causality():
+    counts = {p: InContextRegressor(Config(**PRESETS[p])).n_params() for p in PRESETS}
+    assert counts["paper"] == pytest.approx(9.5e6, rel=0.02) and counts["small"] == pytest.approx(1.2e6, rel=0.02)
+    model = InContextRegressor(Config(d=4, max_pairs=9, **PRESETS["tiny"])).eval()
+    x, y = torch.randn(5, 9, 4), torch.randn(5, 9)
+    base = model(x, y)
+    assert base.shape == (5, 9)
+    for j in (0, 4, 7):
+        moved = y.clone()
+        moved[:, j] += 3.0
+        out = model(x, moved)
+        assert torch.equal(out[:, : j + 1], base[:, : j + 1])  # prediction i never sees y_i or later
+        assert not torch.allclose(out[:, j + 1:], base[:, j + 1:])
+
+
+def _train(ds, steps=300, seed=0):
+    cfg = Config(d=4, max_pairs=9, **PRESETS["tiny"])
+    return train_model(ds.train, cfg, Recipe(steps=steps, batch_size=64, lr=3e-3, warmup=30), "cpu", seed, progress=False)
+
+
+def test_training_is_deterministic_and_learns():
+    ds = tiny_dataset(n_train=None, sigma=0.5)
+    a, _ = _train(ds, steps=30)
+    b, _ = _train(ds, steps=30)
+    for (na, ta), (_, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(ta, tb), na
+    a, hist = _train(ds, steps=800)
+    assert np.mean(hist.loss[-3:]) < 0.6 * hist.loss[0] and hist.samples == 800 * 64
+    y = ds.test.y.copy()
+    y[:, -1] = np.nan
+    pred = predict(a, ds.test.x, y)
+    zero_mse, mse = (ds.test.y[:, 4:] ** 2).mean(), ((pred - ds.test.y)[:, 4:] ** 2).mean()
+    assert mse < 0.6 * zero_mse
+
+
+def test_fixed_set_batches_are_shuffled_prompts_of_the_set():
+    ds = tiny_dataset(n_train=50)
+    data = ds.train.fixed()
+    x, y = Sampler(ds.train, "cpu", torch.Generator().manual_seed(0))(16)
+    stored = np.sort(data.y, axis=1)
+    for xs, row in zip(x.numpy(), y.numpy()):
+        match = np.abs(stored - np.sort(row)).max(axis=1) < 1e-5  # the same pairs, in another order
+        assert match.sum() == 1
+        i = int(match.argmax())
+        np.testing.assert_allclose(np.sort(xs[:, 0]), np.sort(data.x[i, :, 0]))
+
+
+def test_checkpoint_roundtrip_lookup_and_sidecar(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path / "cache"))
+    ds = tiny_dataset(n_train=None)
+    model, hist = _train(ds, steps=20)
+    name = checkpoints.key(ds.spec, "tiny", 0.0)
+    assert checkpoints.find(name) is None
+    path = checkpoints.save(model, {"steps": hist.steps}, checkpoints.user_dir(), name)
+    assert checkpoints.find(name) == path
+    loaded, meta = checkpoints.load(path)
+    assert meta["steps"] == 20 and meta["config"]["n_layer"] == 2
+    np.testing.assert_array_equal(predict(model, ds.test.x, ds.test.y), predict(loaded, ds.test.x, ds.test.y))
+    assert path.read_bytes()[:8] != b"\x80\x04\x95"  # safetensors, not a pickle
+    # streams share a checkpoint across seeds; fixed training sets do not
+    assert checkpoints.key(ds.spec.with_seed(5), "tiny", 0.0) == name
+    fixed = tiny_dataset(n_train=100).spec
+    assert checkpoints.key(fixed.with_seed(5), "tiny", 0.0) != checkpoints.key(fixed, "tiny", 0.0)
+
+
+def test_skipped_on_cpu_without_checkpoint_names_mrbench_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))
+    frame = mrbench.run(suite="quick", solvers="transformer", where="m == 5 and sigma == 1", device="cpu",
+                        out=tmp_path / "r", progress=False, report=False)
+    assert (frame.status == "skipped").all() and frame.error.str.contains("mrbench train --suite quick").all()
+
+
+def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
+    suite = tmp_path / "tt.toml"
+    suite.write_text(TINY_SUITE)
+    env_cache = tmp_path / "cache"
+    import os
+
+    os.environ["MRBENCH_CACHE"] = str(env_cache)
+    try:
+        code, out, err = cli("train", "--suite", suite, "--preset", "tiny", "--steps", "60", "--batch-size", "32",
+                             "--eval-every", "30")
+        assert code == 0, err
+        files = sorted((env_cache / "checkpoints").glob("*.json"))
+        assert len(files) == 1  # the two weight_scale test specs share one training distribution
+        meta = json.loads(files[0].read_text())
+        assert len(meta["final"]["ratio_per_k"]) == 8 and meta["steps"] == 60 and len(meta["evals"]) == 2
+        assert {"config", "training", "samples", "wall_seconds", "device", "mrbench_version", "git_commit"} <= set(meta)
+        code, _, err = cli("run", "--suite", suite, "--solvers", "transformer[preset='tiny']", "--out", tmp_path / "r")
+        assert code == 0, err
+    finally:
+        del os.environ["MRBENCH_CACHE"]
+    frame = mrbench.load_results(tmp_path / "r")
+    assert (frame.status == "ok").all()
+    assert frame["info"].str.contains(files[0].stem).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_bf16_compiled():
+    ds = tiny_dataset(n_train=None)
+    cfg = Config(d=4, max_pairs=9, **PRESETS["tiny"])
+    model, hist = train_model(ds.train, cfg, Recipe(steps=50, batch_size=256, warmup=5), "cuda", 0, progress=False)
+    assert np.isfinite(hist.loss[-1]) and next(model.parameters()).is_cuda
