@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -44,20 +45,21 @@ def frame(base: dict, curve: dict | None = None) -> pd.DataFrame:
     return out[COLUMNS]
 
 
-def run_cell(key: str, ds: Dataset, solver: Solver, device: str, context: dict,
+def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solver, device: str, context: dict,
              fits: dict) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Run one cell; never raises for the solver's faults. `fits` caches fitted solvers by
     label within one training distribution, so shifted test specs reuse one fit; oracles are
     fitted afresh (their truth can describe the test prompts)."""
-    base = base_row(key, ds.spec, solver, context)
-    if ds.spec.family not in solver.families:
+    base = base_row(key, spec, solver, context)
+    if spec.family not in solver.families:
         return frame({**base, "status": NOT_APPLICABLE,
-                      "error": f"applies to family {' or '.join(solver.families)}, not {ds.spec.family}"}), None
-    reason = solver.skip_reason(ds.spec, device)
+                      "error": f"applies to family {' or '.join(solver.families)}, not {spec.family}"}), None
+    reason = solver.skip_reason(spec, device)
     if reason:
         return frame({**base, "status": SKIPPED, "error": reason}), None
     meter = Meter(device)
     try:
+        ds = dataset()  # generated (or taken from the cache) only for a cell that runs
         cached = None if solver.requires_truth else fits.get(solver.label())
         if cached is None:
             solver = type(solver)(**solver.get_params()).set_context(seed=ds.spec.seed, device=device)

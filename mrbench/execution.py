@@ -83,7 +83,8 @@ def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable
     store, fits = Store(task.out), {}
     for job in task.cells:
         on_start(job.key)
-        rows, pred = run_cell(job.key, _dataset(job.spec), _solver(task, job), task.device, task.context, fits)
+        rows, pred = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job), task.device,
+                              task.context, fits)
         store.write(job.key, rows, pred if task.save_predictions else None)
         on_done(job.key, rows["status"].iloc[0])
 

@@ -19,9 +19,8 @@ from . import __version__
 from .cells import FINAL, OK
 from .figures import curve_figure, fixed_n_figures, probe_figures, sample_figures, shift_figures
 from .runner import leaderboard
-from .store import Store, load_results
+from .store import REPORT_NAME, Store, load_results
 
-REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
 
 
 def _png(fig) -> str:

@@ -24,13 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .cells import FAILED, FINAL, NOT_APPLICABLE, OK, TIMEOUT
+from .cells import FAILED, FINAL, OK, SKIPPED, TIMEOUT
 from .errors import UserError
 from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, canonical_params
 from .specs import Spec, filter_specs, load_suite, train_spec
-from .store import Store, load_results
+from .store import REPORT_NAME, Store, load_results
 
 
 @dataclass
@@ -136,12 +136,11 @@ def make_tasks(cells: list[Cell], **common) -> list[Task]:
 def _record_run(out: Path, suite_obj, cells: list[Cell], device: str, context: dict, options: dict) -> dict:
     """Provenance of this invocation, and the cells it planned (so a report can list what is missing)."""
     import numpy
-    import torch
 
     record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv,
               "suite": suite_obj.name, "suite_path": suite_obj.path, "options": options, "device": context["device"],
               "versions": {"mrbench": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-                           "pandas": pd.__version__, "torch": torch.__version__},
+                           "pandas": pd.__version__, "torch": _version("torch")},
               "platform": platform.platform(), "git_commit": context["git_commit"],
               "cells": [{"key": c.key, "spec": c.spec.name, "seed": c.spec.seed, "label": c.solver.label()} for c in cells]}
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
@@ -196,14 +195,20 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         tasks = make_tasks(todo, plugins=plugins, out=str(out), device=device, save_predictions=save_predictions,
                            context=context)
         bar = _progress(len(todo), progress)
+        ran: list[str] = []
+
+        def on_done(key, status):
+            ran.append(status)
+            bar.update(1)
+
         started = time.perf_counter()
         if executor == "dask":
-            run_dask(tasks, scheduler, timeout, lambda key, status: bar.update(1))
+            run_dask(tasks, scheduler, timeout, on_done)
         elif slots:
-            run_local(tasks, slots, timeout, lambda key, status: bar.update(1))
+            run_local(tasks, slots, timeout, on_done)
         else:
             for task in tasks:
-                execute(task, on_done=lambda key, status: bar.update(1))
+                execute(task, on_done=on_done)
         record.update(cells_run=len(todo), execution_seconds=round(time.perf_counter() - started, 3),
                       finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write_record(record)
@@ -216,10 +221,22 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     if progress:
         echo(leaderboard_text(results))
     if report:
-        from .report import write_report
+        existing = out / REPORT_NAME
+        if any(status != SKIPPED for status in ran) or not existing.exists():  # else nothing new to show
+            from .report import write_report
 
-        echo(f"report: {write_report(out)}")
+            existing = write_report(out)
+        echo(f"report: {existing}")
     return results
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _gpu_count() -> int:

@@ -36,6 +36,7 @@ SCHEMA = pa.schema([
     ("git_commit", pa.string()), ("device", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
 ])
 COLUMNS = SCHEMA.names
+REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
 
 
 class Store:

@@ -6,7 +6,7 @@ Our choices: the subspace uses every training prompt; clustering uses the first 
 prompts (average linkage is quadratic in their number); classification and refinement use all.
 """
 import numpy as np
-import torch
+from mrbench.lazy import torch
 
 from mrbench import Solver
 from mrbench.estimation import LOG_2PI, Stats, spectral_init

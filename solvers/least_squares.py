@@ -1,6 +1,6 @@
 """Data-driven baselines on the prompt alone: min-norm least squares and ridge."""
 import numpy as np
-import torch
+from mrbench.lazy import torch
 
 from mrbench import Solver
 

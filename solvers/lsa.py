@@ -8,7 +8,7 @@ cross terms) or 'random'. The paper's exact parameterization and initialization 
 our sources.
 """
 import numpy as np
-import torch
+from mrbench.lazy import torch
 
 from mrbench import Solver
 

@@ -6,7 +6,7 @@ the spec's), with an exact weighted-least-squares M-step; `icl_gradient_em` repl
 by a few gradient steps (the variant the paper's transformer construction follows).
 """
 import numpy as np
-import torch
+from mrbench.lazy import torch
 
 from mrbench import Solver
 

@@ -7,8 +7,7 @@ the package) or trains one: on a GPU, or on the CPU when the estimated training 
 """
 from mrbench import Solver
 from mrbench.transformer import checkpoints
-from mrbench.transformer.model import PRESETS, Config, InContextRegressor
-from mrbench.transformer.train import Recipe, predict, train_model
+from mrbench.transformer.config import PRESETS, Config
 
 CPU_FLOPS = 3e10  # effective training FLOP/s (6 * params * tokens) measured on 2 CPU cores
 
@@ -32,7 +31,7 @@ class Transformer(Solver):
             return f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}"
         if device.startswith("cuda") or checkpoints.find(checkpoints.key(spec, self.preset, self.dropout)):
             return None
-        params = InContextRegressor(self.config(spec)).n_params()
+        params = self.config(spec).n_params()
         estimate = 6 * params * self.steps * self.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
         if estimate > self.cpu_budget:
             return (f"no checkpoint for this training distribution and no GPU: training would take about "
@@ -41,6 +40,8 @@ class Transformer(Solver):
         return None
 
     def fit(self, train, truth=None):
+        from mrbench.transformer.train import Recipe, train_model
+
         name = checkpoints.key(train.spec, self.preset, self.dropout)
         path = checkpoints.find(name)
         if path is not None:
@@ -55,6 +56,8 @@ class Transformer(Solver):
         return self
 
     def predict(self, x, y):
+        from mrbench.transformer.train import predict
+
         return predict(self.model_, x, y, self.device)
 
     def info(self):

@@ -14,10 +14,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
 from ..specs import Spec, train_spec
-from .model import Config, InContextRegressor
 
 
 def key(spec: Spec, preset: str, dropout: float) -> str:
@@ -43,7 +40,9 @@ def find(name: str) -> Path | None:
     return None
 
 
-def save(model: InContextRegressor, meta: dict, directory: Path, name: str) -> Path:
+def save(model, meta: dict, directory: Path, name: str) -> Path:
+    from safetensors.torch import save_file
+
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.safetensors"
     weights = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -54,7 +53,11 @@ def save(model: InContextRegressor, meta: dict, directory: Path, name: str) -> P
     return path
 
 
-def load(path: Path, device: str = "cpu") -> tuple[InContextRegressor, dict]:
+def load(path: Path, device: str = "cpu"):
+    from safetensors.torch import load_file
+
+    from .model import Config, InContextRegressor
+
     meta = json.loads(Path(path).with_suffix(".json").read_text())
     model = InContextRegressor(Config(**meta["config"]))
     model.load_state_dict(load_file(str(path)))

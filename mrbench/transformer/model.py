@@ -7,31 +7,11 @@ the x positions are the predictions for every prefix length, all in one forward 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-@dataclass(frozen=True)
-class Config:
-    d: int = 20  # covariate dimension
-    max_pairs: int = 61  # k_max + 1
-    n_layer: int = 12
-    n_head: int = 8
-    n_embd: int = 256
-    dropout: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-PRESETS = {
-    "paper": dict(n_layer=12, n_head=8, n_embd=256),  # about 9.5M parameters
-    "small": dict(n_layer=6, n_head=4, n_embd=128),
-    "tiny": dict(n_layer=2, n_head=2, n_embd=32),
-}
+from .config import PRESETS, Config  # noqa: F401  (re-exported)
 
 
 class Block(nn.Module):
