@@ -85,7 +85,7 @@ def fixed_n_figures(results: pd.DataFrame) -> list[Figure]:
             fig, axes = plt.subplots(1, len(ns), figsize=(3.6 * len(ns), 3.8), sharey=True, squeeze=False)
             for ax, n in zip(axes[0], ns):
                 sub = part[part["n_train"] == n]
-                for i, (label, c) in enumerate(_mean_curves(sub).groupby("label", sort=False)):
+                for label, c in _mean_curves(sub).groupby("label", sort=False):
                     style = STYLE.get(c["family"].iloc[0], STYLE["data-driven"])
                     line, = ax.plot(c["k"], c["nmse"], label=t(label), **style)
                     ref = sub[sub["label"] == label]["pool_oracle_nmse"].dropna()

@@ -24,7 +24,6 @@ def prefix_residuals(preds: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def posterior_weights(R: np.ndarray, sigma: float, pi: np.ndarray | None = None) -> np.ndarray:
     """p_j ∝ pi_j exp(-R_j / 2 sigma^2), by log-sum-exp. sigma = 0: the argmin, ties averaged."""
-    m = R.shape[-1]
     if sigma == 0:
         best = R.min(axis=-1, keepdims=True)
         # Ties (k = 0 above all) within a relative 1e-12 share the weight equally.

@@ -53,11 +53,17 @@ class Solver:
 
     @classmethod
     def code_version(cls) -> str:
-        """Changes when the solver's source changes, so stored results of old code are redone."""
-        try:
-            src = inspect.getsource(cls)
-        except (OSError, TypeError):
-            src = cls.__qualname__
+        """Changes when the solver's source (its class and its bases below Solver) changes, so
+        stored results of old code are redone."""
+        parts = []
+        for klass in cls.__mro__:
+            if klass is Solver or klass is object:
+                break
+            try:
+                parts.append(inspect.getsource(klass))
+            except (OSError, TypeError):
+                parts.append(klass.__qualname__)
+        src = "\n".join(parts)
         return f"{cls.version}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
 
     def skip_reason(self, spec, device: str) -> str | None:

@@ -66,7 +66,7 @@ class Store:
                 status = pq.read_table(f, columns=["status"]).column(0)
                 out[f.stem] = status[0].as_py() if len(status) else "corrupt"
             except Exception as exc:  # a damaged file: report it, never read it silently
-                warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again")
+                warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again", stacklevel=2)
         return out
 
     def predictions(self, key: str) -> np.ndarray | None:
@@ -93,7 +93,7 @@ def load_results(root: str | Path) -> pd.DataFrame:
         try:
             tables.append(pq.read_table(f, schema=SCHEMA))
         except Exception as exc:
-            warnings.warn(f"skipping unreadable result file {f} ({exc.__class__.__name__})")
+            warnings.warn(f"skipping unreadable result file {f} ({exc.__class__.__name__})", stacklevel=2)
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype=t.to_pandas_dtype()) for c, t in zip(COLUMNS, SCHEMA.types)})
     frame = pa.concat_tables(tables).to_pandas()

@@ -1,15 +1,11 @@
 """Alternating minimization (Yi, Caramanis, Sanghavi 2014): hard assignment of whole prompts,
 per-component least squares, from the spectral initialization."""
-from mrbench import Solver
 from mrbench.estimation import Stats, batch_em, spectral_init
-from mrbench.solvers.plugin import plugin_predict
+from mrbench.solvers.plugin import PlugIn
 
 
-class AltMin(Solver):
+class AltMin(PlugIn):
     name = "altmin"
-    trained = True
-    family = "plug-in"
-    families = ("prompt",)
 
     def __init__(self, tol=1e-3, max_iter=1000, predictor="posterior_mean", weights="uniform"):
         self.tol, self.max_iter = tol, max_iter
@@ -20,16 +16,8 @@ class AltMin(Solver):
         W0, _ = spectral_init(data.x, data.y, train.m)
         stats = Stats.from_prompts(data.x, data.y, self.device)
         # Hard assignments are the sigma -> 0 limit of EM's E-step: argmin of the residual.
-        self.result_ = batch_em(stats, W0, [1.0 / train.m] * train.m, 1.0, estimate_sigma=True,
-                                tol=self.tol, max_iter=self.max_iter, hard=True)
-        self.sigma_ = train.sigma
+        r = batch_em(stats, W0, [1.0 / train.m] * train.m, 1.0, estimate_sigma=True,
+                     tol=self.tol, max_iter=self.max_iter, hard=True)
+        self.pool_, self.pi_, self.sigma_ = r.pool, r.pi, train.sigma
+        self.fit_info_ = {"iterations": r.iterations, "converged": r.converged, "sigma_hat": r.sigma}
         return self
-
-    def predict(self, x, y):
-        r = self.result_
-        return plugin_predict(x, y, r.pool, self.sigma_, r.pi, self.predictor, self.weights)
-
-    def info(self):
-        r = self.result_
-        return {"pool": r.pool, "pi": r.pi, "iterations": r.iterations, "converged": r.converged,
-                "sigma_hat": r.sigma}

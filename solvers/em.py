@@ -1,20 +1,16 @@
 """Batch EM over the training prompts (Pathak et al. 2023, Appendix C.2), plug-in prediction."""
 import numpy as np
 
-from mrbench import Solver
 from mrbench.estimation import Stats, batch_em, spectral_init, sphere
-from mrbench.solvers.plugin import plugin_predict
+from mrbench.solvers.plugin import PlugIn
 
 
-class EM(Solver):
+class EM(PlugIn):
     """Latent component per prompt. Defaults are the paper's: random init (pi uniform on the
     simplex, w uniform on the sphere of radius sqrt(d)), tol 1e-3, max_iter 20000, sigma known.
     `n_init` restarts keep the best objective; `init="spectral"` starts from the moment subspace."""
 
     name = "em"
-    trained = True
-    family = "plug-in"
-    families = ("prompt",)
 
     def __init__(self, n_init=1, init="random", sigma="known", tol=1e-3, max_iter=20000, ridge=1e-6,
                  predictor="posterior_mean", weights="uniform"):
@@ -34,16 +30,9 @@ class EM(Solver):
             pi0 = rng.dirichlet(np.ones(train.m))  # uniform on the simplex
             runs.append(batch_em(stats, W0, pi0, train.sigma, self.sigma == "estimated", self.tol,
                                  self.max_iter, self.ridge))
-        self.result_ = max(runs, key=lambda r: r.objective)
-        self.n_iter_ = sum(r.iterations for r in runs)
-        self.sigma_ = self.result_.sigma if self.sigma == "estimated" else train.sigma
+        best = max(runs, key=lambda r: r.objective)
+        self.pool_, self.pi_ = best.pool, best.pi
+        self.sigma_ = best.sigma if self.sigma == "estimated" else train.sigma
+        self.fit_info_ = {"iterations": best.iterations, "converged": best.converged, "objective": best.objective,
+                          "sigma_hat": best.sigma, "total_iterations": sum(r.iterations for r in runs)}
         return self
-
-    def predict(self, x, y):
-        r = self.result_
-        return plugin_predict(x, y, r.pool, self.sigma_, r.pi, self.predictor, self.weights)
-
-    def info(self):
-        r = self.result_
-        return {"pool": r.pool, "pi": r.pi, "iterations": r.iterations, "converged": r.converged,
-                "objective": r.objective, "sigma_hat": r.sigma, "total_iterations": self.n_iter_}

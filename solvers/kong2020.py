@@ -8,16 +8,12 @@ prompts (average linkage is quadratic in their number); classification and refin
 import numpy as np
 from mrbench.lazy import torch
 
-from mrbench import Solver
 from mrbench.estimation import LOG_2PI, Stats, spectral_init
-from mrbench.solvers.plugin import plugin_predict
+from mrbench.solvers.plugin import PlugIn
 
 
-class Kong2020(Solver):
+class Kong2020(PlugIn):
     name = "kong2020"
-    trained = True
-    family = "plug-in"
-    families = ("prompt",)
 
     def __init__(self, n_cluster=1000, refine_steps=1, sigma="known", predictor="posterior_mean",
                  weights="uniform"):
@@ -42,12 +38,7 @@ class Kong2020(Solver):
         count = gamma.sum(0).clamp_min(1.0)
         s2 = (stats.residuals(W) * gamma).sum(0) / (count * stats.L)
         self.pool_, self.pi_ = W.cpu().numpy(), (count / count.sum()).cpu().numpy()
-        self.sigma_hat_ = float(np.sqrt(s2.cpu().numpy() @ self.pi_))
-        self.sigma_ = train.sigma if self.sigma == "known" else self.sigma_hat_
+        sigma_hat = float(np.sqrt(s2.cpu().numpy() @ self.pi_))
+        self.sigma_ = train.sigma if self.sigma == "known" else sigma_hat
+        self.fit_info_ = {"iterations": self.refine_steps, "sigma_hat": sigma_hat}
         return self
-
-    def predict(self, x, y):
-        return plugin_predict(x, y, self.pool_, self.sigma_, self.pi_, self.predictor, self.weights)
-
-    def info(self):
-        return {"pool": self.pool_, "pi": self.pi_, "iterations": self.refine_steps, "sigma_hat": self.sigma_hat_}

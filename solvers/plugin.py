@@ -2,6 +2,7 @@
 of REFERENCE section 1 over the estimated components."""
 import numpy as np
 
+from mrbench import Solver
 from mrbench.predictors import argmin, posterior_mean
 
 PREDICTORS = ("posterior_mean", "argmin")
@@ -18,3 +19,18 @@ def plugin_predict(x, y, pool, sigma, pi, predictor="posterior_mean", weights="u
     # The paper's plug-in uses the uniform distribution over the estimated components.
     prior = np.full(len(pool), 1.0 / len(pool)) if weights == "uniform" else pi
     return posterior_mean(x, y, pool, sigma, prior)
+
+
+class PlugIn(Solver):
+    """Base of the pool estimators: fit sets pool_, pi_, sigma_ and fit_info_; prediction is
+    the plug-in predictor chosen by the `predictor` and `weights` parameters."""
+
+    trained = True
+    family = "plug-in"
+    families = ("prompt",)
+
+    def predict(self, x, y):
+        return plugin_predict(x, y, self.pool_, self.sigma_, self.pi_, self.predictor, self.weights)
+
+    def info(self):
+        return {"pool": self.pool_, "pi": self.pi_, **self.fit_info_}

@@ -1,5 +1,4 @@
 """Executors (serial, -j 2, Dask LocalCluster), hard timeouts, corrupt files, malformed suites."""
-import os
 
 import numpy as np
 import pandas as pd
