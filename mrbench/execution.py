@@ -168,8 +168,8 @@ class Slot:
         code = self.proc.wait()
         self.conn.close()
         self.proc = None
-        if current is None:  # died between cells: retry what is left once more in a new worker
-            current = next(c.key for c in task.cells if c.key not in done)
+        if current is None:  # died outside a cell (while starting, say): charge the next cell, so a
+            current = next(c.key for c in task.cells if c.key not in done)  # broken worker cannot loop
         job = next(c for c in task.cells if c.key == current)
         write_failure(task, job, FAILED, f"the worker process died (exit code {code})")
         done.add(current)

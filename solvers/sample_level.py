@@ -82,12 +82,13 @@ class ICLEM(Solver):
     def _start(self, x, y, scale, gen):
         n, i, d = x.shape
         K = self.K_
-        c = torch.randn((n, K, d if self.init == "random" else K), generator=gen, dtype=x.dtype)
+        r = min(K, d)  # the components span at most d directions
+        c = torch.randn((n, K, d if self.init == "random" else r), generator=gen, dtype=x.dtype)
         c = c / c.norm(dim=-1, keepdim=True)
         if self.init == "random":
             return scale[:, None, None] * c
         M = (x * (y**2)[..., None]).transpose(1, 2) @ x / i  # (n, d, d)
-        U = torch.linalg.eigh(M).eigenvectors[..., -K:]  # top-K eigenvectors
+        U = torch.linalg.eigh(M).eigenvectors[..., -r:]  # top eigenvectors
         return scale[:, None, None] * (c @ U.transpose(1, 2))
 
 

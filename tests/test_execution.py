@@ -26,6 +26,13 @@ import time
 import numpy as np
 from mrbench import Solver
 
+class Crasher(Solver):
+    name = "crasher"
+    def predict(self, x, y):
+        import os
+        os._exit(9)  # a crash in native code, as far as the runner can tell
+
+
 class Sleeper(Solver):
     name = "sleeper"
     def __init__(self, seconds=3600.0):
@@ -69,6 +76,15 @@ def test_hard_timeout_kills_cell_and_run_goes_on(suite):
     assert (cells[cells.solver == "sleeper"].status == "timeout").all()
     assert cells[cells.solver == "sleeper"].error.str.contains("2 s timeout").all()
     assert (frame[frame.solver == "ols"].status == "ok").all() and len(frame[frame.solver == "ols"]) == 2 * 9
+
+
+def test_dying_worker_is_a_failed_cell_and_run_goes_on(suite):
+    frame = mrbench.run(suite=str(suite / "s.toml"), solvers="crasher,ols", plugins=[suite / "p.py"],
+                        where="m == 2", jobs=2, out=suite / "r", progress=False, report=False)
+    cells = frame.drop_duplicates("cell_key")
+    crashed = cells[cells.solver == "crasher"]
+    assert (crashed.status == "failed").all() and crashed.error.str.contains("died \\(exit code 9\\)").all()
+    assert (cells[cells.solver == "ols"].status == "ok").all() and len(cells) == 4
 
 
 def test_corrupt_file_is_reported_and_rerun(suite):

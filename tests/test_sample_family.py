@@ -88,3 +88,12 @@ def test_lsa_gradient_descent_reaches_least_squares_solution():
     F = torch.einsum("nd,ne->nde", q, b).reshape(-1, 9).numpy()
     closed = np.linalg.lstsq(F, t.numpy(), rcond=None)[0].reshape(3, 3)
     np.testing.assert_allclose(lsa.gamma_, closed, atol=1e-3)
+
+
+@pytest.mark.parametrize("text", ["icl_em", "icl_gradient_em", "icl_em[init=random]"])
+def test_more_components_than_dimensions(text):
+    ds = make_dataset(spec(K=6, d=3, n=8, n_test=20))
+    y = ds.test.y.copy()
+    y[:, -1] = np.nan
+    pred = solver(text).set_context(seed=0).fit(ds.train).predict(ds.test.x, y)
+    assert pred.shape == y.shape and np.isfinite(pred).all()
