@@ -178,7 +178,8 @@ class Slot:
 
 def _worker_main(fd: int) -> None:
     conn = Connection(fd)
-    load_registry()  # import the solvers (and torch) before the first task arrives
+    load_registry()  # import the solvers, and torch, before the first task arrives
+    import torch  # noqa: F401
     while True:
         task = conn.recv()
         if task is None:
