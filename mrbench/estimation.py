@@ -10,9 +10,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from mrbench.lazy import torch
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
+
+from mrbench.lazy import torch
 
 LOG_2PI = math.log(2 * math.pi)
 

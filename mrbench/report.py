@@ -17,10 +17,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import __version__
 from .cells import FINAL, OK
-from .figures import curve_figure, fixed_n_figures, probe_figures, sample_figures, shift_figures
-from .runner import leaderboard
+from .figures import (
+    curve_figure,
+    fixed_n_figures,
+    probe_figures,
+    sample_figures,
+    shift_figures,
+)
+from .leaderboard import leaderboard
 from .store import REPORT_NAME, Store, load_results
-
 
 
 def _png(fig) -> str:

@@ -24,9 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .cells import FAILED, FINAL, OK, SKIPPED, TIMEOUT
+from .cells import FAILED, FINAL, SKIPPED, TIMEOUT
 from .errors import UserError
 from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
+from .leaderboard import leaderboard_text
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, canonical_params
 from .specs import Spec, filter_specs, load_suite, train_spec
@@ -133,7 +134,7 @@ def make_tasks(cells: list[Cell], **common) -> list[Task]:
     return [Task(cells=[c.job() for c in group], **common) for group in groups.values()]
 
 
-def _record_run(out: Path, suite_obj, cells: list[Cell], device: str, context: dict, options: dict) -> dict:
+def _record_run(out: Path, suite_obj, cells: list[Cell], context: dict, options: dict) -> dict:
     """Provenance of this invocation, and the cells it planned (so a report can list what is missing)."""
     import numpy
 
@@ -190,7 +191,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
             return frame
         context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
                    "created_at": datetime.now(timezone.utc)}
-        record = _record_run(out, suite_obj, cells, device, context,
+        record = _record_run(out, suite_obj, cells, context,
                              {"jobs": jobs, "executor": executor, "timeout": timeout, "seeds": seeds, "where": where})
         tasks = make_tasks(todo, plugins=plugins, out=str(out), device=device, save_predictions=save_predictions,
                            context=context)
@@ -249,47 +250,6 @@ def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, unit="cell", dynamic_ncols=True, file=sys.stderr)
-
-
-REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
-
-
-def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
-    """Per spec: solvers ranked by mean NMSE over k = 1..k_max (averaged over seeds), with the
-    excess over and ratio to the family's Bayes-optimal oracle."""
-    cells = results.drop_duplicates("cell_key")
-    ok = cells[cells["status"] == OK]
-    if ok.empty:
-        return pd.DataFrame(columns=["spec", "label", "nmse", "se", "oracle", "rank"])
-    table = (ok.groupby(["spec", "label"], sort=False)
-             .agg(family=("family", "first"), nmse=("nmse_avg", "mean"), se=("nmse_avg_se", "mean"), oracle=("oracle", "first"),
-                  solver_family=("solver_family", "first"), seeds=("seed", "nunique"),
-                  fit_s=("fit_seconds", "mean"), predict_s=("predict_seconds", "mean"),
-                  peak_rss_mb=("peak_rss_mb", "max"))
-             .reset_index())
-    ref = table[table["label"] == table["family"].map(REFERENCE)].set_index("spec")["nmse"]
-    table["excess"] = table["nmse"] - table["spec"].map(ref)
-    table["ratio"] = table["nmse"] / table["spec"].map(ref)
-    table["rank"] = table.groupby("spec")["nmse"].rank(method="min").astype(int)
-    return table.sort_values(["spec", "rank"]).reset_index(drop=True)
-
-
-def leaderboard_text(results: pd.DataFrame) -> str:
-    table = leaderboard(results)
-    cells = results.drop_duplicates("cell_key")
-    lines = []
-    cols = ["rank", "label", "nmse", "se", "ratio", "fit_s", "predict_s", "oracle"]
-    for spec, part in (table.groupby("spec", sort=False) if not table.empty else []):
-        lines.append(f"\n== {spec}")
-        view = part[cols].copy()
-        view["oracle"] = view["oracle"].map({True: "oracle", False: ""})
-        lines.append(view.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for _, row in cells[~cells["status"].isin(FINAL)].iterrows():
-        first = (row["error"] or "").splitlines()[0] if row["error"] else ""
-        lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")
-    counts = cells["status"].value_counts().to_dict()
-    lines.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    return "\n".join(lines)
 
 
 def any_failed(results: pd.DataFrame) -> bool:

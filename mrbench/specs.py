@@ -10,11 +10,12 @@ import dataclasses
 import itertools
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import UserError
 

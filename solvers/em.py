@@ -1,8 +1,8 @@
 """Batch EM over the training prompts (Pathak et al. 2023, Appendix C.2), plug-in prediction."""
 import numpy as np
+from mrbench.solvers.plugin import PlugIn
 
 from mrbench.estimation import Stats, batch_em, spectral_init, sphere
-from mrbench.solvers.plugin import PlugIn
 
 
 class EM(PlugIn):

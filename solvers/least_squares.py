@@ -1,8 +1,8 @@
 """Data-driven baselines on the prompt alone: min-norm least squares and ridge."""
 import numpy as np
-from mrbench.lazy import torch
 
 from mrbench import Solver
+from mrbench.lazy import torch
 
 
 def prefix_grams(x, y, lo, hi):

@@ -8,9 +8,9 @@ cross terms) or 'random'. The paper's exact parameterization and initialization 
 our sources.
 """
 import numpy as np
-from mrbench.lazy import torch
 
 from mrbench import Solver
+from mrbench.lazy import torch
 
 
 def features(x, y):

@@ -6,9 +6,9 @@ the spec's), with an exact weighted-least-squares M-step; `icl_gradient_em` repl
 by a few gradient steps (the variant the paper's transformer construction follows).
 """
 import numpy as np
-from mrbench.lazy import torch
 
 from mrbench import Solver
+from mrbench.lazy import torch
 
 
 class SampleOracle(Solver):

@@ -1,0 +1,46 @@
+"""Leaderboards from the results store: per spec, solvers ranked against the oracle."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .cells import FINAL, OK
+
+REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
+
+
+def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
+    """Per spec: solvers ranked by mean NMSE over k = 1..k_max (averaged over seeds), with the
+    excess over and ratio to the family's Bayes-optimal oracle."""
+    cells = results.drop_duplicates("cell_key")
+    ok = cells[cells["status"] == OK]
+    if ok.empty:
+        return pd.DataFrame(columns=["spec", "label", "nmse", "se", "oracle", "rank"])
+    table = (ok.groupby(["spec", "label"], sort=False)
+             .agg(family=("family", "first"), nmse=("nmse_avg", "mean"), se=("nmse_avg_se", "mean"), oracle=("oracle", "first"),
+                  solver_family=("solver_family", "first"), seeds=("seed", "nunique"),
+                  fit_s=("fit_seconds", "mean"), predict_s=("predict_seconds", "mean"),
+                  peak_rss_mb=("peak_rss_mb", "max"))
+             .reset_index())
+    ref = table[table["label"] == table["family"].map(REFERENCE)].set_index("spec")["nmse"]
+    table["excess"] = table["nmse"] - table["spec"].map(ref)
+    table["ratio"] = table["nmse"] / table["spec"].map(ref)
+    table["rank"] = table.groupby("spec")["nmse"].rank(method="min").astype(int)
+    return table.sort_values(["spec", "rank"]).reset_index(drop=True)
+
+
+def leaderboard_text(results: pd.DataFrame) -> str:
+    table = leaderboard(results)
+    cells = results.drop_duplicates("cell_key")
+    lines = []
+    cols = ["rank", "label", "nmse", "se", "ratio", "fit_s", "predict_s", "oracle"]
+    for spec, part in (table.groupby("spec", sort=False) if not table.empty else []):
+        lines.append(f"\n== {spec}")
+        view = part[cols].copy()
+        view["oracle"] = view["oracle"].map({True: "oracle", False: ""})
+        lines.append(view.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for _, row in cells[~cells["status"].isin(FINAL)].iterrows():
+        first = (row["error"] or "").splitlines()[0] if row["error"] else ""
+        lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")
+    counts = cells["status"].value_counts().to_dict()
+    lines.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    return "\n".join(lines)
