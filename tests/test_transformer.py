@@ -129,3 +129,11 @@ def test_cuda_training_bf16_compiled():
     cfg = Config(d=4, max_pairs=9, **PRESETS["tiny"])
     model, hist = train_model(ds.train, cfg, Recipe(steps=50, batch_size=256, warmup=5), "cuda", 0, progress=False)
     assert np.isfinite(hist.loss[-1]) and next(model.parameters()).is_cuda
+
+
+@pytest.mark.parametrize("n_train", [None, 64])
+def test_trains_on_the_sample_level_family(n_train):
+    ds = tiny_dataset(family="sample", n_train=n_train, m=2)
+    model, hist = _train(ds, steps=20)
+    assert np.isfinite(hist.loss).all()
+    assert np.isfinite(predict(model, ds.test.x, ds.test.y)).all()
