@@ -64,3 +64,15 @@ class TransformerTrainCUDA:
         return 20 * 1024 * 121 / (time.perf_counter() - t0)
 
     track_tokens_per_second.unit = "tokens/s"
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_transformer: the README's CPU table
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((1000, 61, 20), dtype=np.float32), rng.standard_normal((1000, 61))
+    for preset in PRESETS:
+        model = InContextRegressor(Config(d=20, max_pairs=61, **PRESETS[preset])).eval()
+        predict(model, x[:8], y[:8])  # warm-up
+        t0 = time.perf_counter()
+        predict(model, x, y)
+        print(f"{preset}: {time.perf_counter() - t0:.2f} s to predict 1000 prompts of 61 pairs "
+              f"({model.n_params():,} parameters, {torch.get_num_threads()} threads)")
