@@ -53,7 +53,7 @@ class Task:
 # ---- in this process --------------------------------------------------------------------------
 
 _registries: dict = {}
-_trains: OrderedDict = OrderedDict()
+_trains: dict = {}
 _tests: OrderedDict = OrderedDict()
 
 
@@ -64,13 +64,15 @@ def _solver(task: Task, job: CellJob):
 
 
 def _dataset(spec: Spec):
-    """Datasets are cached per process: a training set (the big one) per training distribution,
-    test sets for the last few specs."""
+    """Datasets are cached per process: the current training distribution's training set (the
+    big one) and the test sets of its last few specs."""
     tkey = train_spec(spec)
     if tkey not in _trains:
+        # A test dataset holds its training set: drop them together, or cached test sets would
+        # keep old training sets (300 MB at n = 60000) alive.
+        _trains.clear()
+        _tests.clear()
         _trains[tkey] = TrainData(tkey, make_pool(spec.d, spec.m, spec.pool_seed))
-        while len(_trains) > 1:
-            _trains.popitem(last=False)
     if spec not in _tests:
         _tests[spec] = make_dataset(spec, _trains[tkey])
         while len(_tests) > 16:

@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,7 @@ class Cell:
     spec: Spec  # with the replicate's seed
     solver: Solver
 
-    @property
+    @cached_property
     def key(self) -> str:
         payload = {"spec": dataclasses.asdict(self.spec), "solver": self.solver.name,
                    "params": json.loads(canonical_params(self.solver.get_params())),

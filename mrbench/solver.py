@@ -7,6 +7,7 @@ column (the final query) arrives as NaN. Fitted state ends in `_`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -55,16 +56,7 @@ class Solver:
     def code_version(cls) -> str:
         """Changes when the solver's source (its class and its bases below Solver) changes, so
         stored results of old code are redone."""
-        parts = []
-        for klass in cls.__mro__:
-            if klass is Solver or klass is object:
-                break
-            try:
-                parts.append(inspect.getsource(klass))
-            except (OSError, TypeError):
-                parts.append(klass.__qualname__)
-        src = "\n".join(parts)
-        return f"{cls.version}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+        return _code_version(cls)
 
     def skip_reason(self, spec, device: str) -> str | None:
         """Why this solver cannot run on `spec` here (no GPU, missing dependency, budget), or
@@ -83,6 +75,20 @@ class Solver:
 
     def __repr__(self) -> str:
         return self.label()
+
+
+@functools.cache
+def _code_version(cls: type) -> str:  # cached: reading class sources is slow and called per cell
+    parts = []
+    for klass in cls.__mro__:
+        if klass is Solver or klass is object:
+            break
+        try:
+            parts.append(inspect.getsource(klass))
+        except (OSError, TypeError):
+            parts.append(klass.__qualname__)
+    src = "\n".join(parts)
+    return f"{cls.version}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
 
 
 def canonical_params(params: dict[str, Any]) -> str:
