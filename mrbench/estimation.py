@@ -154,28 +154,30 @@ def batch_em(stats: Stats, W0: np.ndarray, pi0: np.ndarray, sigma: float, estima
     N = stats.n * stats.L
     trace, converged, it = [], False, 0
 
-    def objective(r, log_pi, s2):
+    def e_step(r):
+        """Log responsibilities' terms and their log-sum-exp; records the objective."""
         ll = log_pi - 0.5 * stats.L * (LOG_2PI + math.log(s2)) - r / (2 * s2)
-        return torch.logsumexp(ll, 1), ll
-
-    for it in range(1, max_iter + 1):
-        r = stats.residuals(W)
-        lse, ll = objective(r, log_pi, s2)
+        lse = torch.logsumexp(ll, 1)
         trace.append(float(lse.sum() - ridge * (W * W).sum() / (2 * s2)))
+        return lse, ll
+
+    r = stats.residuals(W)  # one residual evaluation per iterate, shared by sigma and the E-step
+    for it in range(1, max_iter + 1):
+        lse, ll = e_step(r)
         if hard:  # each prompt goes to the component with the least residual
             gamma = torch.nn.functional.one_hot(r.argmin(1), W.shape[0]).double()
         else:
             gamma = torch.exp(ll - lse[:, None])
         W_new = stats.weighted_ls(gamma, ridge)
+        r_new = stats.residuals(W_new)
         log_pi = torch.log((gamma.mean(0)).clamp_min(1e-300))
         if estimate_sigma:
-            s2 = max(float(((gamma * stats.residuals(W_new)).sum() + ridge * (W_new * W_new).sum()) / N), min_sigma**2)
+            s2 = max(float(((gamma * r_new).sum() + ridge * (W_new * W_new).sum()) / N), min_sigma**2)
         shift = torch.cdist(W_new, W).min(1).values.max()
-        W = W_new
+        W, r = W_new, r_new
         if float(shift) <= tol:
             converged = True
             break
-    lse, _ = objective(stats.residuals(W), log_pi, s2)
-    trace.append(float(lse.sum() - ridge * (W * W).sum() / (2 * s2)))
+    e_step(r)
     return EMResult(pool=W.cpu().numpy(), pi=torch.exp(log_pi).cpu().numpy(), sigma=math.sqrt(s2),
                     objective=trace[-1], iterations=it, converged=converged, trace=trace)

@@ -28,6 +28,10 @@ class Figure:
     fig: object
 
 
+def _style(families: pd.Series) -> dict:
+    return STYLE.get(families.iloc[0], STYLE["data-driven"])
+
+
 def t(text) -> str:
     """User text (solver labels, spec names) for matplotlib: '$' would start mathtext."""
     return str(text).replace("$", r"\$")
@@ -61,8 +65,7 @@ def curve_figure(results: pd.DataFrame, spec: str) -> Figure:
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for label, c in curves.groupby("label", sort=False):
-            style = STYLE.get(c["family"].iloc[0], STYLE["data-driven"])
-            ax.plot(c["k"], c["nmse"], label=t(label), **style)
+            ax.plot(c["k"], c["nmse"], label=t(label), **_style(c["family"]))
         non_oracle = curves[curves["family"] != "oracle"]["nmse"]
         # At sigma = 0 the oracles sit ~30 decades below the rest (the paper omits them there).
         _log_axis(ax, curves, non_oracle if len(non_oracle) and curves["nmse"].min() < 1e-12 else None)
@@ -86,8 +89,7 @@ def fixed_n_figures(results: pd.DataFrame) -> list[Figure]:
             for ax, n in zip(axes[0], ns):
                 sub = part[part["n_train"] == n]
                 for label, c in _mean_curves(sub).groupby("label", sort=False):
-                    style = STYLE.get(c["family"].iloc[0], STYLE["data-driven"])
-                    line, = ax.plot(c["k"], c["nmse"], label=t(label), **style)
+                    line, = ax.plot(c["k"], c["nmse"], label=t(label), **_style(c["family"]))
                     ref = sub[sub["label"] == label]["pool_oracle_nmse"].dropna()
                     if len(ref):
                         ax.axhline(ref.mean(), color=line.get_color(), linewidth=0.9, alpha=0.7, linestyle="-.")
@@ -110,7 +112,7 @@ def probe_figures(probes: dict[str, pd.DataFrame], reference: str) -> list[Figur
         with plt.rc_context(RC):
             fig, ax = plt.subplots(figsize=(7, 4.2))
             for label, c in table.groupby("label", sort=False):
-                ax.plot(c["k"], c["dsq"], label=t(label), **STYLE.get(c["family"].iloc[0], STYLE["data-driven"]))
+                ax.plot(c["k"], c["dsq"], label=t(label), **_style(c["family"]))
             _log_axis(ax, table.rename(columns={"dsq": "nmse"}))
             ax.set(xlabel="k", ylabel=t(f"d_k^sq({reference}, g)"), title=t(spec))
             ax.legend(fontsize=8)
@@ -169,7 +171,7 @@ def sample_figures(results: pd.DataFrame) -> list[Figure]:
                     if len(c):
                         label = keys[0] + "".join(f", {o}={v}" for o, v in zip(others, keys[1:]))
                         ax.plot(c.index, c.values, marker="o", label=t(label),
-                                **STYLE.get(sub["solver_family"].iloc[0], STYLE["data-driven"]))
+                                **_style(sub["solver_family"]))
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 title = f"{section}: excess MSE against {name}"
