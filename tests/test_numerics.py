@@ -104,3 +104,9 @@ def test_ols_min_norm_on_rank_deficient_prompts():
         for i in range(1, 10):
             w = np.linalg.lstsq(x[a, :i].astype(np.float64), y[a, :i], rcond=None)[0]
             assert pred[a, i] == pytest.approx(w @ x[a, i], rel=1e-8, abs=1e-9)
+
+
+def test_ridge_needs_a_positive_lambda():
+    x, y = np.ones((2, 3, 4), dtype=np.float32), np.ones((2, 3))
+    with pytest.raises(ValueError, match="lam > 0"):
+        Ridge(lam=0).predict(x, y)
