@@ -20,7 +20,9 @@ LOG_2PI = math.log(2 * math.pi)
 
 @dataclass
 class Stats:
-    """Per-prompt sufficient statistics: XX (n, d*d), Xy (n, d), yy (n,), L pairs per prompt."""
+    """Per-prompt sufficient statistics: XX (n, d(d+1)/2), the upper triangle of X^T X row by
+    row; Xy (n, d); yy (n,); L pairs per prompt. Storing the triangle only halves both products
+    of an EM iteration (they stream XX from memory: 24 MB instead of 48 at n = 15000, d = 20)."""
 
     XX: torch.Tensor
     Xy: torch.Tensor
@@ -30,13 +32,14 @@ class Stats:
     @classmethod
     def from_prompts(cls, x: np.ndarray, y: np.ndarray, device: str = "cpu", chunk: int = 4096) -> "Stats":
         n, L, d = x.shape
-        XX = torch.empty((n, d * d), dtype=torch.float64, device=device)
+        iu, ju = torch.triu_indices(d, d, device=device)
+        XX = torch.empty((n, len(iu)), dtype=torch.float64, device=device)
         Xy = torch.empty((n, d), dtype=torch.float64, device=device)
         yy = torch.empty(n, dtype=torch.float64, device=device)
         for lo in range(0, n, chunk):  # chunks bound the float64 copy of x
             xb = torch.as_tensor(x[lo:lo + chunk], device=device).double()
             yb = torch.as_tensor(y[lo:lo + chunk], device=device).double()
-            XX[lo:lo + chunk] = torch.einsum("nld,nle->nde", xb, xb).reshape(len(xb), d * d)
+            XX[lo:lo + chunk] = torch.einsum("nld,nle->nde", xb, xb)[:, iu, ju]
             Xy[lo:lo + chunk] = torch.einsum("nld,nl->nd", xb, yb)
             yy[lo:lo + chunk] = (yb * yb).sum(1)
         return cls(XX, Xy, yy, L)
@@ -49,16 +52,24 @@ class Stats:
     def d(self) -> int:
         return self.Xy.shape[1]
 
+    def _triu(self):
+        return torch.triu_indices(self.d, self.d, device=self.XX.device)
+
     def residuals(self, W: torch.Tensor) -> torch.Tensor:
-        """r_ij = ||y_i - X_i w_j||^2 for every prompt and component, (n, m), by expansion."""
-        WW = torch.einsum("md,me->mde", W, W).reshape(W.shape[0], -1)
+        """r_ij = ||y_i - X_i w_j||^2 for every prompt and component, (n, m), by expansion:
+        w^T G w = sum over the triangle a <= b of (2 - [a = b]) G_ab w_a w_b."""
+        iu, ju = self._triu()
+        WW = W[:, iu] * W[:, ju] * torch.where(iu == ju, 1.0, 2.0).to(W)
         r = self.yy[:, None] - 2 * self.Xy @ W.T + self.XX @ WW.T
         return r.clamp_min_(0.0)  # round-off can push an exact fit (sigma = 0) below zero
 
     def weighted_ls(self, gamma: torch.Tensor, ridge: float) -> torch.Tensor:
         """argmin_w sum_i gamma_ij ||y_i - X_i w||^2 + ridge ||w||^2, for every j: (m, d)."""
-        d = self.d
-        A = (gamma.T @ self.XX).reshape(-1, d, d) + ridge * torch.eye(d, dtype=gamma.dtype, device=gamma.device)
+        d, (iu, ju) = self.d, self._triu()
+        upper = gamma.T @ self.XX
+        A = ridge * torch.eye(d, dtype=gamma.dtype, device=gamma.device).repeat(len(upper), 1, 1)
+        A[:, iu, ju] += upper
+        A[:, ju[iu != ju], iu[iu != ju]] += upper[:, iu != ju]
         b = gamma.T @ self.Xy
         return torch.linalg.solve(A, b[..., None])[..., 0]
 
@@ -155,19 +166,20 @@ def batch_em(stats: Stats, W0: np.ndarray, pi0: np.ndarray, sigma: float, estima
     trace, converged, it = [], False, 0
 
     def e_step(r):
-        """Log responsibilities' terms and their log-sum-exp; records the objective."""
+        """Responsibilities; records the objective. One exp serves both the log-sum-exp and
+        the normalized responsibilities (float64 exp is a third of an iteration's time)."""
         ll = log_pi - 0.5 * stats.L * (LOG_2PI + math.log(s2)) - r / (2 * s2)
-        lse = torch.logsumexp(ll, 1)
-        trace.append(float(lse.sum() - ridge * (W * W).sum() / (2 * s2)))
-        return lse, ll
+        top = ll.amax(1, keepdim=True)
+        e = torch.exp(ll - top)
+        total = e.sum(1, keepdim=True)
+        trace.append(float((top + torch.log(total)).sum() - ridge * (W * W).sum() / (2 * s2)))
+        return e / total
 
     r = stats.residuals(W)  # one residual evaluation per iterate, shared by sigma and the E-step
     for it in range(1, max_iter + 1):
-        lse, ll = e_step(r)
+        gamma = e_step(r)
         if hard:  # each prompt goes to the component with the least residual
             gamma = torch.nn.functional.one_hot(r.argmin(1), W.shape[0]).double()
-        else:
-            gamma = torch.exp(ll - lse[:, None])
         W_new = stats.weighted_ls(gamma, ridge)
         r_new = stats.residuals(W_new)
         log_pi = torch.log((gamma.mean(0)).clamp_min(1e-300))
