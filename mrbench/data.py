@@ -14,6 +14,7 @@ set is shared by all shifts and noise levels of a pool (common random numbers).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,11 +148,16 @@ class TrainData:
     `fixed()` is the spec's fixed training set (or DEFAULT_N_TRAIN prompts when the spec
     streams); `sample(n, rng)` draws fresh prompts from the training distribution, for solvers
     that can consume a stream (`spec.n_train is None`).
+
+    The fixed set is drawn on first use and shared by every solver of the training
+    distribution; `generation_seconds` counts the time spent drawing it, which the runner
+    takes out of the fit time of whichever solver asked first.
     """
 
     spec: Spec
     _pool: np.ndarray = field(repr=False)
     _fixed: Prompts | None = field(default=None, repr=False)
+    generation_seconds: float = field(default=0.0, repr=False)
 
     @property
     def d(self) -> int:
@@ -179,7 +185,9 @@ class TrainData:
 
     def fixed(self) -> Prompts:
         if self._fixed is None:
+            t0 = time.perf_counter()
             self._fixed = _draw_chunked(_TRAIN, self.spec, self._pool, self.n, self.K)
+            self.generation_seconds += time.perf_counter() - t0
         return self._fixed
 
     def sample(self, n: int, rng: np.random.Generator, K: int | None = None) -> Prompts:

@@ -179,3 +179,27 @@ def test_fig2_acceptance_on_quick_sigma1(tmp_path):
         assert diff.mean() >= -3 * diff.std(ddof=1) / np.sqrt(len(diff)), f"{label} beats the oracle"
     ols = frame[frame.label == "ols"].set_index("k")["nmse"]
     assert ols.idxmax() in (19, 20, 21) and ols[20] > 10 * ols[10] and ols[20] > 10 * ols[40]
+
+
+class _Reader(mrbench.Solver):
+    """Only reads the shared training set: its fit is (almost) free."""
+
+    name = "reader"
+
+    def fit(self, train, truth=None):
+        train.fixed()
+        return self
+
+    def predict(self, x, y):
+        return np.zeros(y.shape)
+
+
+def test_fit_time_excludes_drawing_the_shared_training_set():
+    from mrbench.cells import run_cell
+    from mrbench.data import make_dataset
+    from mrbench.specs import make_spec
+
+    ds = make_dataset(make_spec(dict(d=20, m=5, sigma=1.0, k_max=60, n_train=20000, n_test=8)))
+    rows, _ = run_cell("key", ds.spec, lambda: ds, _Reader(), "cpu", {}, {})
+    assert rows.status.iloc[0] == "ok" and ds.train.generation_seconds > 0.05
+    assert rows.fit_seconds.iloc[0] < ds.train.generation_seconds / 10
