@@ -57,6 +57,8 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
     reason = solver.skip_reason(spec, device)
     if reason:
         return frame({**base, "status": SKIPPED, "error": reason}), None
+    import torch  # noqa: F401  (imported lazily elsewhere: about 1.5 s no solver's fit should pay)
+
     meter = Meter(device)
     try:
         ds = dataset()  # generated (or taken from the cache) only for a cell that runs

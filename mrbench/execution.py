@@ -80,15 +80,9 @@ def _dataset(spec: Spec):
     return _tests[spec]
 
 
-def _warm_up() -> None:
-    """Import torch (about 1.5 s) before the first cell, so that no solver's fit time includes it."""
-    import torch  # noqa: F401
-
-
 def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable = lambda key, status: None):
     """Run a task's cells in order in this process, writing each to the store."""
     store, fits = Store(task.out), {}
-    _warm_up()
     for job in task.cells:
         on_start(job.key)
         rows, pred = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job), task.device,
@@ -187,7 +181,7 @@ class Slot:
 def _worker_main(fd: int) -> None:
     conn = Connection(fd)
     load_registry()  # import the solvers, and torch, before the first task arrives
-    _warm_up()
+    import torch  # noqa: F401
     while True:
         task = conn.recv()
         if task is None:
