@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--dropout", type=float, default=0.0)
     tr.add_argument("--curriculum", action="store_true", help="grow the number of pairs during training")
+    tr.add_argument("--position-weights", choices=("uniform", "oracle"), default="uniform",
+                    help="oracle: divide each position's loss by the oracle's MSE there")
     tr.add_argument("--no-compile", action="store_true", help="do not torch.compile on CUDA")
     tr.add_argument("--eval-every", type=int, default=1000)
     tr.add_argument("--device", default="auto")
@@ -95,7 +97,8 @@ def _cmd_train(args) -> int:
     if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
         raise UserError("--steps and --batch-size must be >= 1 and --lr > 0")
     recipe = Recipe(steps=args.steps, seconds=args.seconds, batch_size=args.batch_size, lr=args.lr,
-                    curriculum=args.curriculum, compile=not args.no_compile, eval_every=args.eval_every,
+                    curriculum=args.curriculum, position_weights=args.position_weights,
+                    compile=not args.no_compile, eval_every=args.eval_every,
                     warmup=min(500, args.steps // 10))
     train_suite(args.suite, args.where, args.preset, recipe, resolve_device(args.device),
                 Path(args.out_dir) if args.out_dir else None, args.dropout)

@@ -19,9 +19,10 @@ class Transformer(Solver):
     test_params = {"preset": "tiny", "steps": 20, "batch_size": 16}
 
     def __init__(self, preset="small", steps=20000, batch_size=256, lr=3e-4, dropout=0.0, seconds=None,
-                 curriculum=False, cpu_budget=60.0):
+                 curriculum=False, position_weights="uniform", cpu_budget=60.0):
         self.preset, self.steps, self.batch_size, self.lr = preset, steps, batch_size, lr
         self.dropout, self.seconds, self.curriculum, self.cpu_budget = dropout, seconds, curriculum, cpu_budget
+        self.position_weights = position_weights
 
     def config(self, spec) -> Config:
         return Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=self.dropout, **PRESETS[self.preset])
@@ -49,7 +50,8 @@ class Transformer(Solver):
             self.checkpoint_, self.meta_ = str(path), {k: meta.get(k) for k in ("steps", "samples", "wall_seconds")}
             return self
         recipe = Recipe(steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr,
-                        curriculum=self.curriculum, warmup=min(500, self.steps // 10))
+                        curriculum=self.curriculum, position_weights=self.position_weights,
+                        warmup=min(500, self.steps // 10))
         self.model_, hist = train_model(train, self.config(train.spec), recipe, self.device, self.seed, progress=False)
         self.checkpoint_ = "trained in this run"
         self.meta_ = {"steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3)}

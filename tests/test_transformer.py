@@ -1,5 +1,8 @@
 """The transformer: model, training loop, checkpoints, `mrbench train`, and the solver."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,7 +116,11 @@ def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
         assert len(files) == 1  # the two weight_scale test specs share one training distribution
         meta = json.loads(files[0].read_text())
         assert len(meta["final"]["ratio_per_k"]) == 8 and meta["steps"] == 60 and len(meta["evals"]) == 2
-        assert {"config", "training", "samples", "wall_seconds", "device", "mrbench_version", "git_commit"} <= set(meta)
+        assert {"config", "training", "samples", "wall_seconds", "first_step_seconds", "device", "mrbench_version",
+                "git_commit"} <= set(meta)
+        table = subprocess.run([sys.executable, "-m", "benchmarks.bench_transformer", "quality", env_cache / "checkpoints"],
+                               cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True).stdout
+        assert f"{files[0].stem} | 3 | 0.5 | tiny | lr 0.0003, batch 32, uniform weights | - | - | - |" in table
         code, _, err = cli("run", "--suite", suite, "--solvers", "transformer[preset='tiny']", "--out", tmp_path / "r")
         assert code == 0, err
     finally:
@@ -137,3 +144,51 @@ def test_trains_on_the_sample_level_family(n_train):
     model, hist = _train(ds, steps=20)
     assert np.isfinite(hist.loss).all()
     assert np.isfinite(predict(model, ds.test.x, ds.test.y)).all()
+
+
+def test_oracle_position_weights_track_the_oracle_error():
+    from mrbench.transformer.train import oracle_predictions, position_weights
+
+    ds = tiny_dataset(n_train=None, sigma=0.5)
+    w = position_weights(ds.train, n=2000).numpy().astype(np.float64)
+    assert w.shape == (9,) and w.mean() == pytest.approx(1.0) and w[0] < w[-1]
+    # w_k (oracle MSE_k + 1% E[y^2]) is the same for every k, up to sampling between two test sets
+    other = tiny_dataset(n_train=None, sigma=0.5, n_test=2000)
+    mse = ((oracle_predictions(other) - other.test.y) ** 2).mean(0)
+    product = w * (mse + 0.01 * (other.test.y ** 2).mean())
+    assert product.std() / product.mean() < 0.1
+    model, hist = train_model(ds.train, Config(d=4, max_pairs=9, **PRESETS["tiny"]),
+                              Recipe(steps=10, batch_size=16, warmup=2, position_weights="oracle"), "cpu", 0,
+                              progress=False)
+    assert np.isfinite(hist.loss).all()
+    with pytest.raises(ValueError, match="position_weights"):
+        train_model(ds.train, Config(d=4, max_pairs=9, **PRESETS["tiny"]), Recipe(position_weights="x"))
+
+
+def test_training_seconds_leave_out_evaluations():
+    import time
+
+    ds = tiny_dataset(n_train=None)
+
+    def slow_eval(model):
+        time.sleep(0.25)
+        return {}
+
+    t0 = time.perf_counter()
+    _, hist = train_model(ds.train, Config(d=4, max_pairs=9, **PRESETS["tiny"]),
+                          Recipe(steps=20, batch_size=16, warmup=2, eval_every=5), "cpu", 0, slow_eval, progress=False)
+    wall = time.perf_counter() - t0
+    assert len(hist.evals) == 4 and hist.seconds < wall - 0.9
+    assert [e["seconds"] for e in hist.evals] == sorted(e["seconds"] for e in hist.evals)
+    assert hist.evals[-1]["seconds"] <= hist.seconds
+
+
+def test_learning_rate_schedule_ends_with_the_first_budget():
+    from mrbench.transformer.train import lr_at
+
+    steps = Recipe(steps=1000, lr=1.0, warmup=100)
+    assert lr_at(0, steps, 1000) == pytest.approx(0.01) and lr_at(100, steps, 1000) == pytest.approx(1.0)
+    assert lr_at(999, steps, 1000) == pytest.approx(0.1, abs=1e-4)
+    timed = Recipe(steps=10**6, lr=1.0, warmup=100, seconds=60.0)
+    assert lr_at(500, timed, 10**6, seconds=30.0) == pytest.approx(0.55, abs=1e-3)  # half-way in time
+    assert lr_at(500, timed, 10**6, seconds=60.0) == pytest.approx(0.1)

@@ -2,7 +2,6 @@
 periodic evaluation of the NMSE ratio to the oracle, and write it with its sidecar."""
 from __future__ import annotations
 
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,19 +10,11 @@ import numpy as np
 from .. import __version__
 from ..data import TrainData, make_dataset, make_pool
 from ..metrics import nmse_curve
-from ..predictors import posterior_mean
+from ..runner import git_commit
 from ..specs import filter_specs, load_suite, train_spec
 from . import checkpoints
 from .model import PRESETS, Config
-from .train import Recipe, predict, train_model
-
-
-def _oracle(ds) -> np.ndarray:
-    y = ds.test.y.copy()
-    y[:, -1] = np.nan
-    if ds.spec.family == "sample":
-        return np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
-    return posterior_mean(ds.test.x, y, ds.truth.pool, ds.truth.sigma, ds.truth.pi)
+from .train import Recipe, oracle_predictions, predict, train_model
 
 
 def evaluator(spec, device: str, n: int = 2000):
@@ -33,7 +24,7 @@ def evaluator(spec, device: str, n: int = 2000):
     ds = make_dataset(dataclasses.replace(spec, seed=spec.seed + 1_000_003, n_test=n))
     y = ds.test.y.copy()
     y[:, -1] = np.nan
-    ref, _ = nmse_curve(_oracle(ds), ds.test.y, spec.d)
+    ref, _ = nmse_curve(oracle_predictions(ds), ds.test.y, spec.d)
 
     def evaluate(model) -> dict:
         nmse, _ = nmse_curve(predict(model, ds.test.x, y, device), ds.test.y, spec.d)
@@ -59,20 +50,13 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
         model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate)
         final = evaluate(model)
         echo(f"  mean NMSE ratio to the oracle {final['mean_ratio']:.4f}, worst {final['worst_ratio']:.4f} "
-             f"at k = {final['worst_k']}, {hist.seconds:.1f} s")
+             f"at k = {final['worst_k']}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)")
         meta = {"training": train.spec.__dict__ | {"pi": train.spec.pi}, "preset": preset, "recipe": recipe.to_dict(),
                 "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
+                "first_step_seconds": round(hist.first_step_seconds, 3),
                 "device": device, "final": final, "evals": hist.evals, "loss": hist.loss,
-                "mrbench_version": __version__, "git_commit": _commit(),
+                "mrbench_version": __version__, "git_commit": git_commit(),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         written.append(checkpoints.save(model, meta, out_dir or checkpoints.user_dir(), name))
         echo(f"  wrote {written[-1]}")
     return written
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
