@@ -1,12 +1,66 @@
-"""The transformer: CPU inference per preset (200 prompts of 61 pairs), and on a GPU the
-training throughput of the paper preset (bf16 compiled against float32 eager)."""
+"""The transformer: CPU inference per preset, training throughput on a GPU, time to quality.
+
+asv: `TransformerPredict` (200 prompts of 61 pairs per preset) and `TransformerTrainCUDA`
+(tokens per second of the paper preset at batch 1024, bf16 compiled against float32 eager).
+Standalone, for the README and the issue's tables:
+
+    python -m benchmarks.bench_transformer cpu             # seconds to predict 1000 prompts, per preset
+    python -m benchmarks.bench_transformer throughput      # tokens/s, both modes, one process (CUDA)
+    python -m benchmarks.bench_transformer quality DIR...  # time to quality from `mrbench train` sidecars
+
+A time-to-quality run is `mrbench train` with a seconds budget and frequent evaluations, e.g.
+`mrbench train --suite quick --where "m == 5 and sigma == 1" --preset paper --batch-size 1024
+--lr 5e-4 --steps 1000000 --seconds 150 --eval-every 250 --out-dir DIR`: evaluations record the
+training seconds after the first (compiling) step, without the evaluations themselves.
+"""
+import argparse
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mrbench.transformer.model import PRESETS, Config, InContextRegressor
 from mrbench.transformer.train import predict
+
+MODES = ["bf16-compiled", "fp32-eager"]
+
+
+class TrainStep:
+    """One optimizer step of a preset on a fixed random batch, compiled in bf16 or eager in fp32."""
+
+    def __init__(self, mode: str, preset: str = "paper", batch: int = 1024, device: str = "cuda", K: int = 61):
+        torch.manual_seed(0)
+        self.model = InContextRegressor(Config(d=20, max_pairs=K, **PRESETS[preset])).to(device)
+        self.bf16 = mode == "bf16-compiled" and device.startswith("cuda")
+        self.step = torch.compile(self.model) if self.bf16 else self.model
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.x, self.y = torch.randn(batch, K, 20, device=device), torch.randn(batch, K, device=device)
+        self.tokens, self.device = batch * (2 * K - 1), device
+        for _ in range(3):  # compile and warm up
+            self()
+        self.sync()
+
+    def sync(self):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def __call__(self):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            loss = ((self.step(self.x, self.y).float() - self.y) ** 2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def tokens_per_second(self, steps: int = 20) -> float:
+        self.sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self()
+        self.sync()
+        return steps * self.tokens / (time.perf_counter() - t0)
 
 
 class TransformerPredict:
@@ -31,42 +85,22 @@ class TransformerPredict:
 class TransformerTrainCUDA:
     """Tokens per second of training steps of the paper preset at batch 1024 (CUDA only)."""
 
-    params = (["bf16-compiled", "fp32-eager"],)
+    params = (MODES,)
     param_names = ["mode"]
     timeout = 600
 
     def setup(self, mode):
         if not torch.cuda.is_available():
             raise NotImplementedError("no CUDA device")
-        torch.manual_seed(0)
-        self.model = InContextRegressor(Config(d=20, max_pairs=61, **PRESETS["paper"])).cuda()
-        self.step = torch.compile(self.model) if mode == "bf16-compiled" else self.model
-        self.bf16 = mode == "bf16-compiled"
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        self.x, self.y = torch.randn(1024, 61, 20, device="cuda"), torch.randn(1024, 61, device="cuda")
-        for _ in range(3):  # compile and warm up
-            self._one()
-        torch.cuda.synchronize()
-
-    def _one(self):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            loss = ((self.step(self.x, self.y).float() - self.y) ** 2).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.step = TrainStep(mode)
 
     def track_tokens_per_second(self, mode):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(20):
-            self._one()
-        torch.cuda.synchronize()
-        return 20 * 1024 * 121 / (time.perf_counter() - t0)
+        return self.step.tokens_per_second()
 
     track_tokens_per_second.unit = "tokens/s"
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_transformer: the README's CPU table
+def cpu_table():
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((1000, 61, 20), dtype=np.float32), rng.standard_normal((1000, 61))
     for preset in PRESETS:
@@ -76,3 +110,59 @@ if __name__ == "__main__":  # python -m benchmarks.bench_transformer: the README
         predict(model, x, y)
         print(f"{preset}: {time.perf_counter() - t0:.2f} s to predict 1000 prompts of 61 pairs "
               f"({model.n_params():,} parameters, {torch.get_num_threads()} threads)")
+
+
+def throughput(preset: str, batch: int, steps: int, device: str):
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+    print(f"{preset} preset, batch {batch}, {steps} timed steps after 3 warm-up steps, {name}"
+          + ("" if device.startswith("cuda") else " (without CUDA both modes run fp32 eager: a smoke test)"))
+    rates = {}
+    for mode in MODES:
+        rates[mode] = TrainStep(mode, preset, batch, device).tokens_per_second(steps)
+        print(f"{mode:>14}: {rates[mode] / 1e6:8.3f} M tokens/s", flush=True)
+    print(f"bf16 compiled / fp32 eager: {rates[MODES[0]] / rates[MODES[1]]:.2f}x")
+
+
+def quality(dirs: list[str], thresholds=(1.05, 1.03, 1.02)):
+    """For each checkpoint sidecar: the training seconds at which the mean NMSE ratio to the
+    oracle (k = 1..k_max) first reached each threshold, and the worst k there and at the end."""
+    print("checkpoint | m | sigma | preset | recipe | " + " | ".join(f"s to <= {t}" for t in thresholds)
+          + " | final mean | final worst (k) | seconds | first step s")
+    for sidecar in sorted(p for d in dirs for p in Path(d).glob("*.json")):
+        meta = json.loads(sidecar.read_text())
+        r, evals = meta["recipe"], meta["evals"]
+        reached = []
+        for t in thresholds:
+            hit = next((e for e in evals if e["mean_ratio"] <= t), None)
+            reached.append("-" if hit is None else f"{hit['seconds']:.0f} (worst {hit['worst_ratio']:.3f})")
+        final = meta["final"]
+        recipe = (f"lr {r['lr']:g}, batch {r['batch_size']}, {r['position_weights']} weights"
+                  + (", curriculum" if r["curriculum"] else ""))
+        print(f"{sidecar.stem} | {meta['training']['m']} | {meta['training']['sigma']:g} | {meta['preset']} | "
+              f"{recipe} | " + " | ".join(reached) + f" | {final['mean_ratio']:.4f} | "
+              f"{final['worst_ratio']:.3f} ({final['worst_k']}) | {meta['wall_seconds']:.0f} | "
+              f"{meta.get('first_step_seconds', float('nan')):.1f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_transformer")
+    sub = ap.add_subparsers(dest="what")
+    sub.add_parser("cpu")
+    tp = sub.add_parser("throughput")
+    tp.add_argument("--preset", default="paper", choices=list(PRESETS))
+    tp.add_argument("--batch", type=int, default=1024)
+    tp.add_argument("--steps", type=int, default=20)
+    tp.add_argument("--device", default="cuda")
+    qu = sub.add_parser("quality")
+    qu.add_argument("dirs", nargs="+")
+    args = ap.parse_args(argv)
+    if args.what == "throughput":
+        throughput(args.preset, args.batch, args.steps, args.device)
+    elif args.what == "quality":
+        quality(args.dirs)
+    else:
+        cpu_table()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
