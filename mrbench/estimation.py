@@ -22,7 +22,7 @@ LOG_2PI = math.log(2 * math.pi)
 class Stats:
     """Per-prompt sufficient statistics: XX (n, d(d+1)/2), the upper triangle of X^T X row by
     row; Xy (n, d); yy (n,); L pairs per prompt. Storing the triangle only halves both products
-    of an EM iteration (they stream XX from memory: 24 MB instead of 48 at n = 15000, d = 20)."""
+    of an EM iteration (they stream XX from memory: 25 MB instead of 48 at n = 15000, d = 20)."""
 
     XX: torch.Tensor
     Xy: torch.Tensor
