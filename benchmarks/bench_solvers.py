@@ -2,7 +2,9 @@
 
 Timing runs over the size grid; peak memory and accuracy over a smaller one (asv starts a fresh
 process for every benchmark and parameter set, so the grid is the suite's cost)."""
-from .common import FAMILY, PER_PROMPT, TRAINED, dataset, fitted, hidden, nmse_ratio
+from mrbench.data import hide_query
+
+from .common import FAMILY, PER_PROMPT, TRAINED, dataset, fitted, nmse_ratio
 
 
 class _PerPromptSetup:
@@ -16,7 +18,7 @@ class _PerPromptSetup:
     def setup(self, data, name, m, k):
         self.ds = data[(FAMILY[name], m, k)]
         self.solver = fitted(name, self.ds)
-        self.y = hidden(self.ds.test.y)
+        self.y = hide_query(self.ds.test.y)
         self.solver.predict(self.ds.test.x[:2], self.y[:2])  # lazy imports (torch: ~1 s) out of the timing
 
 
@@ -77,7 +79,7 @@ class TrainedFitMemoryAccuracy(_TrainedSetup):
         fitted(name, self.ds)
 
     def track_nmse_ratio(self, data, name, m, n_train):
-        return nmse_ratio(fitted(name, self.ds).predict(self.ds.test.x, hidden(self.ds.test.y)), self.ds)
+        return nmse_ratio(fitted(name, self.ds).predict(self.ds.test.x, hide_query(self.ds.test.y)), self.ds)
 
     track_nmse_ratio.unit = "ratio to the oracle"
 
@@ -99,7 +101,7 @@ class TrainedPredict:
 
     def setup(self, data, name, m):
         self.ds = data[(FAMILY[name], m)]
-        self.y = hidden(self.ds.test.y)
+        self.y = hide_query(self.ds.test.y)
         self.solver = fitted(name, self.ds)
 
     def time_predict(self, data, name, m):

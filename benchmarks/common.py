@@ -1,9 +1,8 @@
 """Shared helpers: the registry split into benchmark groups, data, and scoring."""
-import numpy as np
 
 from mrbench.data import make_dataset
 from mrbench.metrics import nmse_average
-from mrbench.predictors import posterior_mean
+from mrbench.predictors import oracle_predictions
 from mrbench.registry import load_registry
 from mrbench.specs import make_spec
 
@@ -25,18 +24,9 @@ def dataset(m, k, n_train=2000, n_test=500, sigma=1.0, family="prompt"):
     return make_dataset(make_spec(dict(m=m, sigma=sigma, k_max=k, n_train=n_train, n_test=n_test, **extra)))
 
 
-def hidden(y):
-    y = y.copy()
-    y[:, -1] = np.nan
-    return y
-
-
 def nmse_ratio(pred, ds):
     """Mean NMSE over k = 1..k_max, as a ratio to the family's oracle's."""
-    if ds.spec.family == "sample":
-        ref = np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
-    else:
-        ref = posterior_mean(ds.test.x, hidden(ds.test.y), ds.truth.pool, ds.truth.sigma, ds.truth.pi)
+    ref = oracle_predictions(ds)
     return nmse_average(pred, ds.test.y, ds.spec.d)[0] / nmse_average(ref, ds.test.y, ds.spec.d)[0]
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .data import Dataset
+from .data import Dataset, hide_query
 from .errors import SkipSolver
 from .measure import Meter
 from .metrics import excess_curve, nmse_average, nmse_curve, pool_metrics
@@ -73,10 +73,8 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
             fits[solver.label()] = (solver, meter.seconds["fit"])
         else:
             solver, meter.seconds["fit"] = cached
-        y = ds.test.y.copy()
-        y[:, -1] = np.nan  # the final query's label is hidden
         with meter.phase("predict"):
-            pred = np.asarray(solver.predict(ds.test.x, y), dtype=np.float64)
+            pred = np.asarray(solver.predict(ds.test.x, hide_query(ds.test.y)), dtype=np.float64)
         if pred.shape != ds.test.y.shape:
             raise ValueError(f"predict returned shape {pred.shape}, expected {ds.test.y.shape}")
         if not np.isfinite(pred).all():

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .data import make_dataset
+from .data import hide_query, make_dataset
 from .errors import SkipSolver
 from .solver import Solver
 from .specs import make_spec
@@ -34,10 +34,7 @@ def _fit_predict(cls, ds, params, device="cpu", seed=0, y=None):
         raise SkipSolver(reason)
     assert solver.fit(ds.train, ds.truth if cls.requires_truth else None) is solver, "fit must return self"
     x = ds.test.x
-    if y is None:
-        y = ds.test.y.copy()
-        y[:, -1] = np.nan
-    return solver, solver.predict(x, y)
+    return solver, solver.predict(x, hide_query(ds.test.y) if y is None else y)
 
 
 def check_params(cls, params):
@@ -69,8 +66,7 @@ def check_no_mutation(cls, params):
     train = ds.train.fixed()
     arrays = lambda: [a for a in (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool) if a is not None]  # noqa: E731
     before = [a.copy() for a in arrays()]
-    y = ds.test.y.copy()
-    y[:, -1] = np.nan
+    y = hide_query(ds.test.y)
     y_before = y.copy()
     solver = cls(**params).set_context(seed=0)
     if solver.skip_reason(ds.spec, "cpu"):
@@ -88,8 +84,7 @@ def check_causal(cls, params):
     solver, base = _fit_predict(cls, ds, params)
     K = ds.test.y.shape[1]
     for j in (0, K // 2, K - 2):
-        y = ds.test.y.copy()
-        y[:, -1] = np.nan
+        y = hide_query(ds.test.y)
         y[:, j] += 10.0
         moved = solver.predict(ds.test.x, y)
         np.testing.assert_allclose(moved[:, : j + 1], base[:, : j + 1], rtol=1e-6, atol=1e-8,

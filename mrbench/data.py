@@ -42,6 +42,14 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def hide_query(y: np.ndarray) -> np.ndarray:
+    """A copy of the labels with each prompt's last one, the query's, hidden (NaN): what
+    `Solver.predict` is given."""
+    y = y.copy()
+    y[:, -1] = np.nan
+    return y
+
+
 @dataclass
 class Prompts:
     """n prompts of K = k+1 pairs: x (n, K, d) float32, y (n, K) float64, component z ((n,) per

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import hide_query
+
 
 def component_predictions(x: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """<w_j, x_i> for every prompt, position and component: (n, K, m)."""
@@ -43,6 +45,14 @@ def posterior_mean(x, y, pool, sigma: float, pi=None) -> np.ndarray:
     preds = component_predictions(x, pool)
     w = posterior_weights(prefix_residuals(preds, y), sigma, pi)
     return np.einsum("nkm,nkm->nk", w, preds)
+
+
+def oracle_predictions(ds) -> np.ndarray:
+    """The family's Bayes-optimal predictions on a dataset's test prompts: the posterior mean
+    over the true pool (prompt family), x^T sum_k pi_k beta_k (sample family)."""
+    if ds.spec.family == "sample":
+        return np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
+    return posterior_mean(ds.test.x, hide_query(ds.test.y), ds.truth.pool, ds.truth.sigma, ds.truth.pi)
 
 
 def argmin(x, y, pool) -> np.ndarray:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 from .. import __version__
-from ..data import TrainData, make_dataset, make_pool
+from ..data import TrainData, hide_query, make_dataset, make_pool
 from ..metrics import nmse_curve
+from ..predictors import oracle_predictions
 from ..runner import git_commit
 from ..specs import filter_specs, load_suite, train_spec
 from . import checkpoints
 from .model import PRESETS, Config
-from .train import Recipe, oracle_predictions, predict, train_model
+from .train import Recipe, predict, train_model
 
 
 def evaluator(spec, device: str, n: int = 2000):
@@ -22,8 +22,7 @@ def evaluator(spec, device: str, n: int = 2000):
     import dataclasses
 
     ds = make_dataset(dataclasses.replace(spec, seed=spec.seed + 1_000_003, n_test=n))
-    y = ds.test.y.copy()
-    y[:, -1] = np.nan
+    y = hide_query(ds.test.y)
     ref, _ = nmse_curve(oracle_predictions(ds), ds.test.y, spec.d)
 
     def evaluate(model) -> dict:

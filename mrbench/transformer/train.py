@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data import TrainData, make_dataset
-from ..predictors import posterior_mean
+from ..predictors import oracle_predictions
 from .model import Config, InContextRegressor
 
 
@@ -106,15 +106,6 @@ def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
         progress = max(progress, seconds / recipe.seconds)
     progress = min(1.0, progress)
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def oracle_predictions(ds) -> np.ndarray:
-    """The family's Bayes-optimal predictions on a dataset's test prompts (the query label hidden)."""
-    if ds.spec.family == "sample":
-        return np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
-    y = ds.test.y.copy()
-    y[:, -1] = np.nan
-    return posterior_mean(ds.test.x, y, ds.truth.pool, ds.truth.sigma, ds.truth.pi)
 
 
 def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
