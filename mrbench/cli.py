@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")
     tr.add_argument("--suite", default="quick")
     tr.add_argument("--where", help="pandas-query filter on spec fields")
+    tr.add_argument("--seeds", type=int, default=1,
+                    help="as in `mrbench run`: a fixed training set (n_train) differs per seed")
     tr.add_argument("--preset", default="small", help="paper | small | tiny (default small)")
     tr.add_argument("--steps", type=int, default=20000)
     tr.add_argument("--seconds", type=float, help="wall-clock budget per checkpoint")
@@ -94,14 +96,14 @@ def _cmd_train(args) -> int:
 
     if args.preset not in PRESETS:
         raise UserError(f"--preset {args.preset!r}: valid presets are {', '.join(PRESETS)}")
-    if args.steps < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise UserError("--steps and --batch-size must be >= 1 and --lr > 0")
+    if args.steps < 1 or args.batch_size < 1 or args.seeds < 1 or args.lr <= 0:
+        raise UserError("--steps, --batch-size and --seeds must be >= 1 and --lr > 0")
     recipe = Recipe(steps=args.steps, seconds=args.seconds, batch_size=args.batch_size, lr=args.lr,
                     curriculum=args.curriculum, position_weights=args.position_weights,
-                    compile=not args.no_compile, eval_every=args.eval_every,
+                    compile=False if args.no_compile else None, eval_every=args.eval_every,
                     warmup=min(500, args.steps // 10))
     train_suite(args.suite, args.where, args.preset, recipe, resolve_device(args.device),
-                Path(args.out_dir) if args.out_dir else None, args.dropout)
+                Path(args.out_dir) if args.out_dir else None, args.dropout, args.seeds)
     return 0
 
 

@@ -4,6 +4,8 @@ decoder that reads the prompt and predicts every prefix in one forward pass.
 fit() loads the checkpoint of the spec's training distribution (user cache, then shipped with
 the package) or trains one: on a GPU, or on the CPU when the estimated training time fits
 `cpu_budget` seconds. Otherwise the cell is skipped with a message naming `mrbench train`.
+The training parameters (steps, lr, ...) apply only when it trains: a checkpoint is found by
+training distribution, preset and dropout, and `info` records how it was trained.
 """
 from mrbench import Solver
 from mrbench.transformer import checkpoints
@@ -34,10 +36,12 @@ class Transformer(Solver):
             return None
         params = self.config(spec).n_params()
         estimate = 6 * params * self.steps * self.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
+        estimate = min(estimate, self.seconds or estimate)
         if estimate > self.cpu_budget:
+            dropout = f" --dropout {self.dropout:g}" if self.dropout else ""
             return (f"no checkpoint for this training distribution and no GPU: training would take about "
                     f"{estimate:.0f} s on the CPU (budget {self.cpu_budget:g} s); run "
-                    f"`mrbench train --suite {spec.suite or 'SUITE'} --preset {self.preset}` on a GPU machine")
+                    f"`mrbench train --suite {spec.suite or 'SUITE'} --preset {self.preset}{dropout}` on a GPU machine")
         return None
 
     def fit(self, train, truth=None):
@@ -47,14 +51,15 @@ class Transformer(Solver):
         path = checkpoints.find(name)
         if path is not None:
             self.model_, meta = checkpoints.load(path, self.device)
-            self.checkpoint_, self.meta_ = str(path), {k: meta.get(k) for k in ("steps", "samples", "wall_seconds")}
+            self.checkpoint_, self.meta_ = str(path), {k: meta.get(k) for k in ("steps", "samples", "wall_seconds", "recipe")}
             return self
         recipe = Recipe(steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr,
                         curriculum=self.curriculum, position_weights=self.position_weights,
                         warmup=min(500, self.steps // 10))
         self.model_, hist = train_model(train, self.config(train.spec), recipe, self.device, self.seed, progress=False)
         self.checkpoint_ = "trained in this run"
-        self.meta_ = {"steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3)}
+        self.meta_ = {"steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
+                      "recipe": recipe.to_dict()}
         return self
 
     def predict(self, x, y):

@@ -192,3 +192,65 @@ def test_learning_rate_schedule_ends_with_the_first_budget():
     timed = Recipe(steps=10**6, lr=1.0, warmup=100, seconds=60.0)
     assert lr_at(500, timed, 10**6, seconds=30.0) == pytest.approx(0.55, abs=1e-3)  # half-way in time
     assert lr_at(500, timed, 10**6, seconds=60.0) == pytest.approx(0.1)
+
+
+def test_curriculum_reaches_whole_prompts_half_way_through_either_budget():
+    from mrbench.transformer.train import pairs_at
+
+    steps = Recipe(steps=1000, curriculum=True)
+    grown = [pairs_at(s, steps, 1000, 61) for s in range(1000)]
+    assert grown[0] == 11 and grown[499] < 61 and grown[500] == 61 and grown[-1] == 61
+    assert set(np.diff(grown)) <= {0, 2} and grown == sorted(grown)
+    assert pairs_at(999, steps, 1000, 60) == 60 and pairs_at(0, steps, 1000, 9) == 9  # odd and short K
+    timed = Recipe(steps=10**6, seconds=100.0, curriculum=True)
+    assert pairs_at(10, timed, 10**6, 61, seconds=25.0) == 35 and pairs_at(10, timed, 10**6, 61, seconds=50.0) == 61
+    assert pairs_at(0, Recipe(steps=1000), 1000, 61) == 61
+
+
+def test_compiled_bf16_training_never_recompiles():
+    """The CUDA recipe's code path (torch.compile, bf16 autocast, curriculum, evaluations with
+    the uncompiled model) on the CPU: one compilation for the whole run."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    ds = tiny_dataset(n_train=None, sigma=0.5)
+    cfg = Config(d=4, max_pairs=9, **PRESETS["tiny"])
+    recipe = Recipe(steps=12, batch_size=32, warmup=2, eval_every=4, curriculum=True, compile=True, bf16=True)
+    y = ds.test.y.copy()
+    y[:, -1] = np.nan
+
+    def evaluate(model):  # another batch size: would recompile if it went through the compiled model
+        return {"mean": float(predict(model, ds.test.x[:50], y[:50]).mean())}
+
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        model, hist = train_model(ds.train, cfg, recipe, "cpu", 0, evaluate, progress=False)
+    assert len(hist.evals) == 3 and np.isfinite(hist.loss).all()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert next(model.parameters()).dtype == torch.float32  # autocast leaves the weights in float32
+    torch._dynamo.reset()
+
+
+def test_evaluator_uses_the_training_distribution_and_reports_ols_and_argmin_at_sigma_zero():
+    from mrbench.specs import make_spec
+    from mrbench.transformer.command import evaluator, summary
+
+    model = InContextRegressor(Config(d=4, max_pairs=9, **PRESETS["tiny"])).eval()
+    base = dict(d=4, m=3, k_max=8, n_test=50, sigma=0.5)
+    plain = evaluator(make_spec(base), "cpu", n=300)(model)
+    shifted = evaluator(make_spec(base | {"shift_kind": "covariate_scale", "shift_value": 3.0}), "cpu", n=300)(model)
+    assert shifted == plain and len(plain["ratio_per_k"]) == 8 and plain["mean_ratio"] > 1
+    noiseless = evaluator(make_spec(base | {"sigma": 0.0}), "cpu", n=300)(model)
+    assert "mean_ratio" not in noiseless and len(noiseless["nmse_per_k"]) == 8
+    assert noiseless["argmin_mean_nmse"] < 1e-12 < noiseless["ols_mean_nmse"] < noiseless["mean_nmse"]
+    assert "OLS" in summary(noiseless) and "oracle" in summary(plain)
+
+
+def test_checkpoint_names_for_every_seed_of_a_fixed_training_set():
+    from mrbench.specs import make_spec
+    from mrbench.transformer.command import needed_checkpoints
+
+    stream, fixed = make_spec(dict(d=4, m=3, k_max=8)), make_spec(dict(d=4, m=3, k_max=8, n_train=64))
+    assert len(needed_checkpoints([stream], "tiny", 0.0, seeds=3)) == 1
+    names = needed_checkpoints([fixed], "tiny", 0.0, seeds=3)
+    assert [s.seed for s in names.values()] == [0, 1, 2]
+    assert checkpoints.key(fixed, "tiny", 0) == checkpoints.key(fixed, "tiny", 0.0)  # int and float dropout

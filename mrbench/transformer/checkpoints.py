@@ -21,7 +21,8 @@ def key(spec: Spec, preset: str, dropout: float) -> str:
     t = dataclasses.asdict(train_spec(spec))
     if spec.n_train is None:
         t.pop("seed")
-    payload = json.dumps({"train": t, "preset": preset, "dropout": dropout}, sort_keys=True)
+    # float(): `transformer[dropout=0]` and `--dropout 0` must name the same checkpoint
+    payload = json.dumps({"train": t, "preset": preset, "dropout": float(dropout)}, sort_keys=True)
     return f"{preset}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
@@ -46,10 +47,13 @@ def save(model, meta: dict, directory: Path, name: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.safetensors"
     weights = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    sidecar = path.with_suffix(".json")
     save_file(weights, str(path.with_name(f".{path.name}")))
+    sidecar.with_name(f".{sidecar.name}").write_text(json.dumps({**meta, "config": model.cfg.to_dict()},
+                                                               indent=1, default=str))
+    # each file replaced whole: a crash never leaves a truncated one for find() to accept
     os.replace(path.with_name(f".{path.name}"), path)
-    sidecar = {**meta, "config": model.cfg.to_dict()}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1, default=str))
+    os.replace(sidecar.with_name(f".{sidecar.name}"), sidecar)
     return path
 
 

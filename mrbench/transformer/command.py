@@ -2,14 +2,14 @@
 periodic evaluation of the NMSE ratio to the oracle, and write it with its sidecar."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
-
 
 from .. import __version__
 from ..data import TrainData, hide_query, make_dataset, make_pool
 from ..metrics import nmse_curve
-from ..predictors import oracle_predictions
+from ..predictors import argmin, oracle_predictions
 from ..runner import git_commit
 from ..specs import filter_specs, load_suite, train_spec
 from . import checkpoints
@@ -18,38 +18,66 @@ from .train import Recipe, predict, train_model
 
 
 def evaluator(spec, device: str, n: int = 2000):
-    """NMSE ratio per k to the family's oracle on held-out prompts (a seed no suite uses)."""
-    import dataclasses
+    """NMSE per k = 1..k_max on n held-out prompts of the training distribution (a seed no suite
+    uses) as a ratio to the family's oracle. At sigma = 0 the oracle's NMSE is 0 from k = 1 on
+    and a ratio means nothing, so the mean NMSE is reported next to OLS's and the argmin's."""
+    from ..solvers.least_squares import OLS
 
-    ds = make_dataset(dataclasses.replace(spec, seed=spec.seed + 1_000_003, n_test=n))
+    ds = make_dataset(dataclasses.replace(train_spec(spec), seed=spec.seed + 1_000_003, n_test=n))
     y = hide_query(ds.test.y)
-    ref, _ = nmse_curve(oracle_predictions(ds), ds.test.y, spec.d)
+
+    def curve(pred):
+        return nmse_curve(pred, ds.test.y, spec.d)[0][1:]
+
+    noiseless = spec.sigma == 0 and spec.family == "prompt"
+    if noiseless:
+        others = {"ols": curve(OLS().predict(ds.test.x, y)),
+                  "argmin": curve(argmin(ds.test.x, y, ds.truth.pool))}
+    else:
+        ref = curve(oracle_predictions(ds))
 
     def evaluate(model) -> dict:
-        nmse, _ = nmse_curve(predict(model, ds.test.x, y, device), ds.test.y, spec.d)
-        ratio = nmse[1:] / ref[1:]
-        return {"mean_ratio": float(ratio.mean()), "worst_ratio": float(ratio.max()),
-                "worst_k": int(ratio.argmax() + 1), "ratio_per_k": [float(r) for r in ratio]}
+        nmse = curve(predict(model, ds.test.x, y, device))
+        out = {"mean_nmse": float(nmse.mean()), "nmse_per_k": [float(v) for v in nmse]}
+        if noiseless:
+            return out | {f"{name}_mean_nmse": float(v.mean()) for name, v in others.items()}
+        ratio = nmse / ref
+        return out | {"mean_ratio": float(ratio.mean()), "worst_ratio": float(ratio.max()),
+                      "worst_k": int(ratio.argmax() + 1), "ratio_per_k": [float(r) for r in ratio]}
 
     return evaluate
 
 
-def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, device: str, out_dir: Path | None,
-                dropout: float = 0.0, echo=print) -> list[Path]:
-    specs = filter_specs(load_suite(suite).specs, where)
+def summary(result: dict) -> str:
+    if "mean_ratio" in result:
+        return (f"mean NMSE ratio to the oracle {result['mean_ratio']:.4f}, "
+                f"worst {result['worst_ratio']:.4f} at k = {result['worst_k']}")
+    return (f"mean NMSE {result['mean_nmse']:.4g} (sigma = 0; OLS {result['ols_mean_nmse']:.4g}, "
+            f"argmin {result['argmin_mean_nmse']:.4g})")
+
+
+def needed_checkpoints(specs, preset: str, dropout: float, seeds: int = 1) -> dict:
+    """Checkpoint name -> a spec to train it from, for the cells of `mrbench run --seeds`:
+    shifted and differently sized test specs share one, and so do a stream's seeds."""
     needed = {}
-    for spec in specs:  # shifted and differently sized test specs share a checkpoint
-        needed.setdefault(checkpoints.key(spec, preset, dropout), spec)
+    for spec in specs:
+        for seeded in (spec.with_seed(spec.seed + r) for r in range(seeds)):
+            needed.setdefault(checkpoints.key(seeded, preset, dropout), seeded)
+    return needed
+
+
+def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, device: str, out_dir: Path | None,
+                dropout: float = 0.0, seeds: int = 1, echo=print) -> list[Path]:
     written = []
-    for name, spec in needed.items():
+    specs = filter_specs(load_suite(suite).specs, where)
+    for name, spec in needed_checkpoints(specs, preset, dropout, seeds).items():
         echo(f"training {name} for {spec.name} ({preset}, {recipe.steps} steps, device {device})")
         cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=dropout, **PRESETS[preset])
         train = TrainData(train_spec(spec), make_pool(spec.d, spec.m, spec.pool_seed))
         evaluate = evaluator(spec, device)
         model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate)
         final = evaluate(model)
-        echo(f"  mean NMSE ratio to the oracle {final['mean_ratio']:.4f}, worst {final['worst_ratio']:.4f} "
-             f"at k = {final['worst_k']}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)")
+        echo(f"  {summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)")
         meta = {"training": train.spec.__dict__ | {"pi": train.spec.pi}, "preset": preset, "recipe": recipe.to_dict(),
                 "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
                 "first_step_seconds": round(hist.first_step_seconds, 3),

@@ -2,8 +2,8 @@
 each prompt's pairs shuffled and its prefix dropped (Pathak et al., Appendix C.1).
 
 Shapes stay fixed for the whole run (a curriculum on the number of pairs masks the loss instead
-of shortening the prompts), so torch.compile compiles once. On CUDA: bf16 autocast, TF32,
-torch.compile; on the CPU: float32, deterministic under the seed.
+of shortening the prompts), so torch.compile compiles once. On CUDA, by default: bf16 autocast
+and torch.compile; on the CPU: float32, deterministic under the seed.
 """
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ class Recipe:
     lr: float = 3e-4
     warmup: int = 500
     weight_decay: float = 0.0
-    curriculum: bool = False  # number of pairs from 11 up to k_max + 1, +2 every 2000 steps
+    # number of pairs trained on: 11, growing by 2 up to k_max + 1 half-way through the budget
+    curriculum: bool = False
     # "uniform": plain MSE over all positions; "oracle": each position's squared error divided
     # by the oracle's MSE there (plus 1% of E[y^2], so sigma = 0 stays finite), which makes the
     # loss track the mean NMSE ratio to the oracle and weighs short prefixes by their ratio
     position_weights: str = "uniform"
-    compile: bool = True  # on CUDA only
+    compile: bool | None = None  # torch.compile; None: on CUDA only
+    bf16: bool | None = None  # bf16 autocast; None: on CUDA only
     eval_every: int = 1000
 
     def to_dict(self) -> dict:
@@ -62,6 +64,8 @@ class Sampler:
         self.spec = train.spec
         if train.streaming:
             self.pool = torch.as_tensor(train._pool, dtype=torch.float32, device=device)
+            pi = np.full(self.spec.m, 1.0 / self.spec.m) if self.spec.pi is None else self.spec.pi
+            self.pi = torch.tensor(pi, dtype=torch.float32, device=device)  # once: no copy per step
         else:
             data = train.fixed()
             self.x = torch.as_tensor(data.x, device=device)
@@ -76,13 +80,12 @@ class Sampler:
         s, K = self.spec, self.train.K
         x = torch.randn((b, K, s.d), generator=self.gen, device=self.device)
         noise = torch.randn((b, K), generator=self.gen, device=self.device)
-        pi = torch.full((s.m,), 1.0 / s.m, device=self.device) if s.pi is None else torch.tensor(s.pi, device=self.device)
         if s.family == "sample":
-            z = torch.multinomial(pi, b * K, replacement=True, generator=self.gen).view(b, K)
+            z = torch.multinomial(self.pi, b * K, replacement=True, generator=self.gen).view(b, K)
             betas = self._betas(b)
             w = torch.take_along_dim(betas, z[..., None], 1)  # (b, K, d)
             return x, (x * w).sum(-1) + s.sigma * noise
-        z = torch.multinomial(pi, b, replacement=True, generator=self.gen)
+        z = torch.multinomial(self.pi, b, replacement=True, generator=self.gen)
         return x, torch.einsum("bkd,bd->bk", x, self.pool[z]) + s.sigma * noise
 
     def _betas(self, b):
@@ -96,16 +99,31 @@ class Sampler:
         return torch.stack([B[:, 0], -B[:, 0]], 1) if s.symmetric else B
 
 
-def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak at the end of whichever budget
-    (steps, or training seconds when `recipe.seconds` is set) runs out first."""
-    if step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
-    progress = (step - recipe.warmup) / max(1, total - recipe.warmup)
+def _progress(step: int, start: int, total: int, recipe: Recipe, seconds: float) -> float:
+    """Fraction of the budget used from `start` on: steps, or training seconds when
+    `recipe.seconds` is set, whichever runs out first."""
+    progress = (step - start) / max(1, total - start)
     if recipe.seconds:
         progress = max(progress, seconds / recipe.seconds)
-    progress = min(1.0, progress)
+    return min(1.0, progress)
+
+
+def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak at the end of the budget."""
+    if step < recipe.warmup:
+        return recipe.lr * (step + 1) / recipe.warmup
+    progress = _progress(step, recipe.warmup, total, recipe, seconds)
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pairs_at(step: int, recipe: Recipe, total: int, K: int, seconds: float = 0.0) -> int:
+    """Curriculum: pairs the loss counts, from 11 up by 2 to all K at half the budget, so
+    that the second half trains on whole prompts whatever the budget."""
+    start = min(11, K)
+    if not recipe.curriculum:
+        return K
+    half = min(1.0, 2 * _progress(step, 0, total, recipe, seconds))
+    return min(K, start + 2 * int(half * math.ceil((K - start) / 2)))
 
 
 def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
@@ -125,17 +143,19 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     model = InContextRegressor(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     cuda = device.startswith("cuda")
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    step_fn = torch.compile(model) if cuda and recipe.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=cuda or None)
+    bf16 = cuda if recipe.bf16 is None else recipe.bf16
+    # the uncompiled model evaluates and predicts: other batch sizes never recompile
+    step_fn = torch.compile(model) if (cuda if recipe.compile is None else recipe.compile) else model
     sample, K = Sampler(train, device, gen), cfg.max_pairs
     hist = History()
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=recipe.steps, disable=not progress, unit="step", dynamic_ncols=True)
+    # with a seconds budget the bar counts training seconds, so that its ETA means something
+    timed = recipe.seconds is not None
+    bar = tqdm(total=recipe.seconds if timed else recipe.steps, disable=not progress,
+               unit="s" if timed else "step", dynamic_ncols=True)
 
     def clock() -> float:
         if cuda:
@@ -145,17 +165,17 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     start = clock()
     model.train()
     for step in range(recipe.steps):
+        elapsed = hist.seconds + time.perf_counter() - start
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe, recipe.steps, hist.seconds + time.perf_counter() - start)
+            group["lr"] = lr_at(step, recipe, recipe.steps, elapsed)
         x, y = sample(recipe.batch_size)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             pred = step_fn(x, y)
         err = (pred.float() - y) ** 2
         if weights is not None:
             err = err * weights
-        if recipe.curriculum:  # mask the pairs beyond the current length, keep the shapes
-            err = err[:, : min(K, 11 + 2 * (step // 2000))]
-        loss = err.mean()
+        # the curriculum masks the pairs beyond the current length: the shapes stay fixed
+        loss = err[:, : pairs_at(step, recipe, recipe.steps, K, elapsed)].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -165,15 +185,16 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             start = clock()
         if step % 50 == 0 or step == recipe.steps - 1:
             hist.loss.append(loss.item())
-            bar.set_postfix(loss=f"{hist.loss[-1]:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{hist.loss[-1]:.4f}", **({"step": step + 1} if timed else {}), refresh=False)
         if evaluate is not None and (step + 1) % recipe.eval_every == 0:
             hist.seconds += clock() - start
             model.eval()
             hist.evals.append({"step": step + 1, "seconds": hist.seconds, **evaluate(model)})
             model.train()
             start = clock()
-        bar.update(1)
-        if recipe.seconds is not None and hist.seconds + time.perf_counter() - start >= recipe.seconds:
+        elapsed = hist.seconds + time.perf_counter() - start
+        bar.update(min(elapsed, recipe.seconds) - bar.n if timed else 1)
+        if timed and elapsed >= recipe.seconds:
             break
     hist.seconds += clock() - start
     bar.close()
