@@ -83,7 +83,7 @@ def check_causal(cls, params):
     ds = _tiny_for(cls)
     solver, base = _fit_predict(cls, ds, params)
     K = ds.test.y.shape[1]
-    for j in (0, K // 2, K - 2):
+    for j in range(K - 1):  # every label: a solver may peek at any position
         y = hide_query(ds.test.y)
         y[:, j] += 10.0
         moved = solver.predict(ds.test.x, y)

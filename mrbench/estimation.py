@@ -144,6 +144,9 @@ class EMResult:
     iterations: int
     converged: bool
     trace: list[float] = field(default_factory=list)
+    # components left with less than one prompt's worth of responsibility: their M-step has no
+    # data, the ridge pulls them to w = 0, and they stay there (a fixed point EM calls converged)
+    empty: int = 0
 
 
 def batch_em(stats: Stats, W0: np.ndarray, pi0: np.ndarray, sigma: float, estimate_sigma: bool = False,
@@ -190,5 +193,6 @@ def batch_em(stats: Stats, W0: np.ndarray, pi0: np.ndarray, sigma: float, estima
             converged = True
             break
     e_step(r)
-    return EMResult(pool=W.cpu().numpy(), pi=torch.exp(log_pi).cpu().numpy(), sigma=math.sqrt(s2),
-                    objective=trace[-1], iterations=it, converged=converged, trace=trace)
+    pi = torch.exp(log_pi).cpu().numpy()
+    return EMResult(pool=W.cpu().numpy(), pi=pi, sigma=math.sqrt(s2), objective=trace[-1], iterations=it,
+                    converged=converged, trace=trace, empty=int((pi * stats.n < 1).sum()))

@@ -25,11 +25,13 @@ def prefix_residuals(preds: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def posterior_weights(R: np.ndarray, sigma: float, pi: np.ndarray | None = None) -> np.ndarray:
-    """p_j ∝ pi_j exp(-R_j / 2 sigma^2), by log-sum-exp. sigma = 0: the argmin, ties averaged."""
-    if sigma == 0:
+    """p_j ∝ pi_j exp(-R_j / 2 sigma^2), by log-sum-exp. sigma = 0: the argmin, ties (k = 0 above
+    all) weighted by pi, which is the limit of the posterior as sigma -> 0."""
+    if sigma**2 == 0:  # sigma = 0, or so small that sigma^2 underflows
         best = R.min(axis=-1, keepdims=True)
-        # Ties (k = 0 above all) within a relative 1e-12 share the weight equally.
-        hit = R <= best + 1e-12 * np.maximum(1.0, best)
+        hit = (R <= best + 1e-12 * np.maximum(1.0, best)).astype(np.float64)  # ties within 1e-12
+        if pi is not None:
+            hit *= np.asarray(pi, dtype=np.float64)
         return hit / hit.sum(axis=-1, keepdims=True)
     logp = -R / (2.0 * sigma**2)
     if pi is not None:

@@ -20,5 +20,6 @@ class AltMin(PlugIn):
         r = batch_em(stats, W0, [1.0 / train.m] * train.m, 1.0, estimate_sigma=True,
                      tol=self.tol, max_iter=self.max_iter, hard=True)
         self.pool_, self.pi_, self.sigma_ = r.pool, r.pi, train.sigma
-        self.fit_info_ = {"iterations": r.iterations, "converged": r.converged, "sigma_hat": r.sigma}
+        self.fit_info_ = {"iterations": r.iterations, "converged": r.converged, "sigma_hat": r.sigma,
+                          "empty_components": r.empty}
         return self

@@ -34,5 +34,6 @@ class EM(PlugIn):
         self.pool_, self.pi_ = best.pool, best.pi
         self.sigma_ = best.sigma if self.sigma == "estimated" else train.sigma
         self.fit_info_ = {"iterations": best.iterations, "converged": best.converged, "objective": best.objective,
-                          "sigma_hat": best.sigma, "total_iterations": sum(r.iterations for r in runs)}
+                          "sigma_hat": best.sigma, "total_iterations": sum(r.iterations for r in runs),
+                          "empty_components": best.empty}
         return self

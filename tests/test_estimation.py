@@ -52,6 +52,16 @@ def test_em_objective_never_decreases(separated, estimate_sigma):
         assert (np.diff(trace) >= -1e-9 * np.abs(trace[1:])).all(), np.diff(trace).min()
 
 
+def test_em_reports_components_left_without_prompts(separated):
+    data = separated.train.fixed()
+    stats = Stats.from_prompts(data.x, data.y)
+    W0 = np.vstack([separated.truth.pool[:2], 100.0 * np.ones(5)])  # a start no prompt fits
+    res = batch_em(stats, W0, np.ones(3) / 3, 0.5)
+    assert res.empty == 1 and res.pi[2] * stats.n < 1 and np.abs(res.pool[2]).max() < 1e-3
+    good = batch_em(stats, separated.truth.pool, np.ones(3) / 3, 0.5)
+    assert good.empty == 0
+
+
 def test_em_step_matches_direct_computation(separated):
     """One iteration on sufficient statistics equals Algorithm 1 written over the raw pairs."""
     data = separated.train.fixed().head(200)

@@ -45,12 +45,28 @@ def test_sigma_zero_is_argmin_with_ties_averaged():
     ds = tiny_dataset(sigma=0.0, n_test=10)
     x, y, pool = ds.test.x, ds.test.y, ds.truth.pool
     pred = posterior_mean(x, y, pool, 0.0)
-    np.testing.assert_array_equal(pred, argmin(x, y, pool))
+    # display (7) written out: the component with the least prefix residual sum, ties averaged
+    ref = np.zeros(y.shape)
+    for a in range(len(x)):
+        for i in range(y.shape[1]):
+            R = np.array([sum((w @ x[a, l] - y[a, l]) ** 2 for l in range(i)) for w in pool.astype(float)])
+            ref[a, i] = pool[R <= R.min() + 1e-12].mean(0) @ x[a, i]
+    np.testing.assert_allclose(argmin(x, y, pool), ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(pred, ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(pred[:, 0], x[:, 0].astype(float) @ pool.mean(0), rtol=1e-12)  # k = 0: all tie
     exact = np.einsum("nkd,nd->nk", x.astype(float), pool[ds.test.z])
     np.testing.assert_allclose(pred[:, 1:], exact[:, 1:], rtol=1e-10, atol=1e-10)
     # and the sigma -> 0 limit of the posterior mean agrees
     np.testing.assert_allclose(posterior_mean(x, y, pool, 1e-4)[:, 1:], pred[:, 1:], atol=1e-8)
+
+
+def test_sigma_zero_ties_follow_pi_as_the_small_sigma_limit():
+    ds = tiny_dataset(sigma=0.0, n_test=10)
+    x, y, pool, pi = ds.test.x.astype(float), ds.test.y, ds.truth.pool, np.array([0.8, 0.15, 0.05])
+    pred = posterior_mean(x, y, pool, 0.0, pi)
+    np.testing.assert_allclose(pred[:, 0], x[:, 0] @ (pi @ pool), rtol=1e-12)  # k = 0: the prior mean
+    np.testing.assert_allclose(posterior_mean(x, y, pool, 1e-4, pi), pred, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(posterior_mean(x, y, pool, 1e-170, pi), pred)  # sigma^2 underflows to 0
 
 
 def test_ols_matches_lstsq_and_ridge_matches_solve():

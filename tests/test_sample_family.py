@@ -28,6 +28,13 @@ def test_generator_component_frequencies_norms_and_symmetry():
     fixed = make_dataset(spec(components="fixed", n_test=50))
     np.testing.assert_allclose(np.linalg.norm(fixed.truth.pool, axis=1), 5.0)
     np.testing.assert_allclose(fixed.test.coef, np.broadcast_to(fixed.truth.pool.mean(0), (50, 5)))
+    # the oracle's coefficient is the regression function E[y x] = sum_k pi_k beta_k (E[x x^T] = I),
+    # estimated from the samples themselves, not from the generator's formula
+    weighted = make_dataset(spec(K=3, pi=[0.6, 0.3, 0.1], components="fixed", n_test=3000))
+    yx = (weighted.test.y[..., None] * weighted.test.x).reshape(-1, 5)
+    se = yx.std(0) / np.sqrt(len(yx))
+    assert (np.abs(yx.mean(0) - weighted.test.coef[0]) < 4 * se).all()
+    assert np.abs(yx.mean(0) - weighted.truth.pool.mean(0)).max() > 10 * se.max()  # pi matters here
     # y is <beta_z, x> + sigma noise: the residual of the oracle has the right size
     ds = make_dataset(spec(sigma=0.7, snr=1e-6, n_test=2000))  # beta ~ 0: residual is the noise
     assert ds.test.y.std() == pytest.approx(0.7, rel=0.03)
