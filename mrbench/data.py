@@ -54,18 +54,22 @@ def hide_query(y: np.ndarray) -> np.ndarray:
 class Prompts:
     """n prompts of K = k+1 pairs: x (n, K, d) float32, y (n, K) float64, component z ((n,) per
     prompt, (n, K) per pair), and for the sample-level family the oracle's coefficient
-    coef = sum_k pi_k beta_k of each prompt (n, d)."""
+    coef = sum_k pi_k beta_k of each prompt (n, d). Training prompts carry neither: z is None."""
 
     x: np.ndarray
     y: np.ndarray
-    z: np.ndarray
+    z: np.ndarray | None
     coef: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def head(self, n: int) -> "Prompts":
-        return Prompts(self.x[:n], self.y[:n], self.z[:n], None if self.coef is None else self.coef[:n])
+        return Prompts(*(None if a is None else a[:n] for a in (self.x, self.y, self.z, self.coef)))
+
+    def unlabelled(self) -> Prompts:
+        """x and y only: what a solver may learn from (the latent components stay hidden)."""
+        return Prompts(self.x, self.y, None)
 
 
 def _components(rng, m, size, pi):
@@ -194,14 +198,14 @@ class TrainData:
     def fixed(self) -> Prompts:
         if self._fixed is None:
             t0 = time.perf_counter()
-            self._fixed = _draw_chunked(_TRAIN, self.spec, self._pool, self.n, self.K)
+            self._fixed = _draw_chunked(_TRAIN, self.spec, self._pool, self.n, self.K).unlabelled()
             self.generation_seconds += time.perf_counter() - t0
         return self._fixed
 
     def sample(self, n: int, rng: np.random.Generator, K: int | None = None) -> Prompts:
         if not self.streaming:
             raise RuntimeError("this spec has a fixed training set (n_train); use fixed()")
-        return _draw(self.spec, self._pool, n, K or self.K, rng)
+        return _draw(self.spec, self._pool, n, K or self.K, rng).unlabelled()
 
 
 @dataclass

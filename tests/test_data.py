@@ -14,7 +14,9 @@ def test_same_spec_same_bits():
     a, b = make_dataset(spec()), make_dataset(spec())
     for f in ("x", "y", "z"):
         assert getattr(a.test, f).tobytes() == getattr(b.test, f).tobytes()
+    for f in ("x", "y"):
         assert getattr(a.train.fixed(), f).tobytes() == getattr(b.train.fixed(), f).tobytes()
+    assert a.train.fixed().z is None  # solvers learn from x and y only
 
 
 def test_pool_depends_on_d_m_pool_seed_only_and_lies_on_sphere():
