@@ -54,13 +54,13 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
     if spec.family not in solver.families:
         return frame({**base, "status": NOT_APPLICABLE,
                       "error": f"applies to family {' or '.join(solver.families)}, not {spec.family}"}), None
-    reason = solver.skip_reason(spec, device)
-    if reason:
-        return frame({**base, "status": SKIPPED, "error": reason}), None
-    import torch  # noqa: F401  (imported lazily elsewhere: about 1.5 s no solver's fit should pay)
-
     meter = Meter(device)
     try:
+        reason = solver.skip_reason(spec, device)
+        if reason:
+            return frame({**base, "status": SKIPPED, "error": reason}), None
+        import torch  # noqa: F401  (imported lazily elsewhere: about 1.5 s no solver's fit should pay)
+
         ds = dataset()  # generated (or taken from the cache) only for a cell that runs
         cached = None if solver.requires_truth else fits.get(solver.label())
         if cached is None:
@@ -79,6 +79,7 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
             raise ValueError(f"predict returned shape {pred.shape}, expected {ds.test.y.shape}")
         if not np.isfinite(pred).all():
             raise ValueError(f"predict returned {int((~np.isfinite(pred)).sum())} non-finite values")
+        row = _scored(base, solver, ds, pred, meter)  # calls the solver's info()
     except SkipSolver as exc:
         return frame({**base, "status": SKIPPED, "error": str(exc)}), None
     except Exception as exc:
@@ -86,7 +87,7 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
         error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
         return frame({**base, "status": FAILED, "error": error, "fit_seconds": meter.seconds.get("fit"),
                       "peak_rss_mb": meter.peak_rss_mb()}), None
-    return frame(_scored(base, solver, ds, pred, meter), _curve(ds, pred)), pred
+    return frame(row, _curve(ds, pred)), pred
 
 
 def _curve(ds: Dataset, pred: np.ndarray) -> dict:

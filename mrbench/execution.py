@@ -24,6 +24,7 @@ from typing import Callable
 
 from .cells import FAILED, TIMEOUT, base_row, frame, run_cell
 from .data import TrainData, make_dataset, make_pool
+from .errors import UserError
 from .registry import instantiate, load_registry
 from .specs import Spec, train_spec
 from .store import Store
@@ -170,6 +171,8 @@ class Slot:
         code = self.proc.wait()
         self.conn.close()
         self.proc = None
+        if code == -signal.SIGINT:  # Ctrl-C reached the worker too: the cell is not a failure
+            raise KeyboardInterrupt
         if current is None:  # died outside a cell (while starting, say): charge the next cell, so a
             current = next(c.key for c in task.cells if c.key not in done)  # broken worker cannot loop
         job = next(c for c in task.cells if c.key == current)
@@ -278,20 +281,39 @@ def run_dask(tasks: list[Task], scheduler, timeout: float | None, on_done: Calla
     """Submit every task to a Dask distributed cluster (a scheduler address or a Client)."""
     from distributed import Client, as_completed
 
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler: {exc}") from None
     try:
         gpu = {"GPU": 1}
-        futures = [client.submit(_dask_task, t, timeout, pure=False,
-                                 resources=gpu if t.device.startswith("cuda") else None) for t in tasks]
+        futures = {client.submit(_dask_task, t, timeout, pure=False,
+                                 resources=gpu if t.device.startswith("cuda") else None): t for t in tasks}
         for fut in as_completed(futures):
-            for key, status in fut.result():
+            try:
+                statuses = fut.result()
+            except Exception as exc:  # the task itself broke (a worker lost, say): its cells fail
+                statuses = _fail_unwritten(futures[fut], f"the Dask task failed: {type(exc).__name__}: {exc}")
+            for key, status in statuses:
                 on_done(key, status)
     finally:
         if client is not scheduler:
             client.close()
 
 
+def _fail_unwritten(task: Task, error: str) -> list[tuple[str, str]]:
+    stored = Store(task.out).statuses()
+    out = []
+    for job in task.cells:
+        if job.key not in stored:
+            write_failure(task, job, FAILED, error)
+        out.append((job.key, stored.get(job.key, FAILED)))
+    return out
+
+
 if __name__ == "__main__":
+    # Ctrl-C in the terminal reaches the workers too: die quietly, the parent sees -SIGINT
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if "MRBENCH_TORCH_THREADS" in os.environ:
         import torch
 

@@ -8,6 +8,14 @@ from .cells import FINAL, OK
 REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
 
 
+def current(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the latest cell of each (suite, spec, solver label, seed). Older cells of the
+    same place (another code version, a suite edited since) are superseded, not averaged in."""
+    cells = results.drop_duplicates("cell_key").sort_values("created_at", na_position="first", kind="stable")
+    latest = cells.drop_duplicates(["suite", "spec", "label", "seed"], keep="last")["cell_key"]
+    return results[results["cell_key"].isin(set(latest))].reset_index(drop=True)
+
+
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """Per spec: solvers ranked by mean NMSE over k = 1..k_max (averaged over seeds), with the
     excess over and ratio to the family's Bayes-optimal oracle."""

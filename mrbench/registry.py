@@ -153,7 +153,14 @@ def instantiate(registry: dict[str, Entry], requests: list[tuple[str, dict[str, 
             if key not in valid:
                 raise UserError(f"solver '{name}' has no parameter '{key}'; valid parameters: "
                                 f"{', '.join(valid) or '(none)'}")
-        solvers.append(entry.cls(**params))
+        # lam=1 is lam=1.0: one cell, one label, one key however the number is written
+        params = {k: float(v) if type(valid[k]) is float and type(v) is int else v for k, v in params.items()}
+        try:
+            solver = entry.cls(**params)
+            solver.check_params()
+        except Exception as exc:  # a plugin's __init__ may raise anything
+            raise UserError(f"solver '{name}': {exc}") from None
+        solvers.append(solver)
     seen, unique = set(), []
     for s in solvers:
         if s.label() not in seen:

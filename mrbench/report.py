@@ -24,7 +24,7 @@ from .figures import (
     sample_figures,
     shift_figures,
 )
-from .leaderboard import leaderboard
+from .leaderboard import current, leaderboard
 from .store import REPORT_NAME, Store, load_results
 
 
@@ -91,11 +91,15 @@ def _avg_ranks(results: pd.DataFrame) -> list[dict]:
 def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]:
     """Everything the template shows, and the figures."""
     root = Path(root)
-    results = load_results(root)
+    stored = load_results(root)
+    results = current(stored)
     runs = load_runs(root)
     cells = results.drop_duplicates("cell_key")
+    superseded = stored["cell_key"].nunique() - len(cells)
     planned = {c["key"]: c for r in runs for c in r.get("cells", [])}
-    missing = [c for k, c in planned.items() if k not in set(cells["cell_key"])]
+    have = set(zip(cells["spec"], cells["seed"], cells["label"]))  # a newer cell stands in for an old plan
+    missing = [c for k, c in planned.items()
+               if k not in set(stored["cell_key"]) and (c["spec"], c["seed"], c["label"]) not in have]
     figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results)
     shifts = shift_figures(results)
@@ -109,7 +113,7 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
         "leaderboards": _leaderboards(results), "avg_ranks": _avg_ranks(results),
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
         "sample": sample,
-        "problems": problems, "missing": missing, "runs": runs,
+        "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
     }
     return context, figures + fixed_n + probe + shifts + sample
 

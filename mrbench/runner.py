@@ -7,8 +7,10 @@ test size) form one task with one fit. A failing cell becomes a failure row and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -44,7 +46,7 @@ class Cell:
     def key(self) -> str:
         payload = {"spec": dataclasses.asdict(self.spec), "solver": self.solver.name,
                    "params": json.loads(canonical_params(self.solver.get_params())),
-                   "code": self.solver.code_version()}
+                   "code": self.solver.code_version(), "cell_code": _cell_code()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     @property
@@ -53,6 +55,14 @@ class Cell:
 
     def job(self) -> CellJob:
         return CellJob(self.key, self.spec, self.solver.name, canonical_params(self.solver.get_params()))
+
+
+@functools.cache
+def _cell_code() -> str:
+    """Data generation and scoring, in every cell's key: a change there redoes every cell."""
+    from . import cells, data, metrics
+
+    return hashlib.sha256("".join(inspect.getsource(m) for m in (cells, data, metrics)).encode()).hexdigest()[:12]
 
 
 def resolve_device(device: str) -> str:
@@ -174,6 +184,10 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         raise UserError("--executor dask needs --scheduler tcp://HOST:PORT")
     if not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"-j {jobs!r}: must be an integer >= 1")
+    if executor == "dask" and jobs > 1:
+        raise UserError("-j sets local worker processes; with --executor dask the cluster's workers set the parallelism")
+    if isinstance(solvers, (list, tuple)):
+        solvers = ",".join(solvers)
     timeout = parse_duration(timeout)
     device = resolve_device(device)
     local_workers = executor == "serial" and not dry_run and (jobs > 1 or timeout is not None)
@@ -181,7 +195,9 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     try:
         plugins = tuple(str(Path(p).resolve()) for p in plugins)
         cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
-        out = Path(out)
+        out = Path(out).resolve()  # workers elsewhere (Dask) write here too: never their own cwd
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out}: exists and is not a directory")
         statuses = Store(out).statuses()
         todo = [c for c in cells if force or statuses.get(c.key) not in FINAL]
         if dry_run:

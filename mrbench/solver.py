@@ -11,6 +11,7 @@ import functools
 import hashlib
 import inspect
 import json
+import sys
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,9 +55,19 @@ class Solver:
 
     @classmethod
     def code_version(cls) -> str:
-        """Changes when the solver's source (its class and its bases below Solver) changes, so
-        stored results of old code are redone."""
+        """Changes when the source a solver depends on changes (`code_modules`), so stored
+        results of old code are redone."""
         return _code_version(cls)
+
+    def check_params(self) -> None:
+        """Raise ValueError for a parameter value this solver cannot take. The runner calls it
+        when it plans a run, so a bad value exits (code 2) before anything runs. The default
+        checks numbers and booleans against their defaults' types; override to add ranges and
+        choices, and call super()."""
+        for name, default in self.param_defaults().items():
+            value, kind = getattr(self, name), _KINDS.get(type(default))
+            if kind is not None and not (isinstance(value, kind[0]) and not isinstance(value, kind[1])):
+                raise ValueError(f"{name}={value!r}: expected {kind[2]}")
 
     def skip_reason(self, spec, device: str) -> str | None:
         """Why this solver cannot run on `spec` here (no GPU, missing dependency, budget), or
@@ -78,17 +89,55 @@ class Solver:
 
 
 @functools.cache
-def _code_version(cls: type) -> str:  # cached: reading class sources is slow and called per cell
-    parts = []
-    for klass in cls.__mro__:
-        if klass is Solver or klass is object:
-            break
-        try:
-            parts.append(inspect.getsource(klass))
-        except (OSError, TypeError):
-            parts.append(klass.__qualname__)
-    src = "\n".join(parts)
+def _code_version(cls: type) -> str:  # cached: reading sources is slow and called per cell
+    src = "\n".join(_source(m) for m in code_modules(cls))
     return f"{cls.version}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
+
+
+def code_modules(cls: type) -> list[str]:
+    """The modules whose source a solver's results depend on: those defining it and its bases,
+    and every mrbench module they reach through what they import (the predictors, the EM
+    core, the data generator, ...), so that editing a helper also redoes the cells. Not the
+    package's top level (which reaches the runner), not the plumbing in _PLUMBING, and not
+    imports made inside functions."""
+    todo = [k.__module__ for k in cls.__mro__ if k not in (Solver, object)]
+    seen: list[str] = []
+    while todo:
+        name = todo.pop()
+        if name in seen or name in _PLUMBING or name not in sys.modules:
+            continue
+        seen.append(name)
+        for value in vars(sys.modules[name]).values():
+            ref = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+            if isinstance(ref, str) and ref.startswith("mrbench.") and ref not in seen:
+                todo.append(ref)
+    return sorted(seen)
+
+
+# the contract, errors, spec parsing (a spec's values are in the cell key) and lazy imports
+_PLUMBING = {"mrbench.solver", "mrbench.errors", "mrbench.specs", "mrbench.lazy"}
+
+
+def _source(module: str) -> str:
+    try:
+        return inspect.getsource(sys.modules[module])
+    except (OSError, TypeError):
+        return module
+
+
+# default's type -> (accepted types, rejected subtypes, description); bool is a subtype of int
+_KINDS = {bool: (bool, (), "true or false"), int: (int, bool, "an integer"),
+          float: ((int, float), bool, "a number")}
+
+
+def one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: must be one of {', '.join(map(str, choices))}")
+
+
+def at_least(name: str, value, low, strict: bool = False) -> None:
+    if value < low or (strict and value == low):
+        raise ValueError(f"{name}={value!r}: must be {'>' if strict else '>='} {low}")
 
 
 def canonical_params(params: dict[str, Any]) -> str:

@@ -292,9 +292,13 @@ def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:
     import pandas as pd
 
     frame = pd.DataFrame([dataclasses.asdict(s) for s in specs])
+    fields = ", ".join(frame.columns)
     try:
-        keep = frame.query(where, engine="python").index
+        # eval, not query: query takes a non-boolean result as row labels and selects wrong specs
+        keep = frame.eval(where, engine="python")
     except Exception as exc:  # pandas raises many types for a bad expression
-        raise UserError(f"--where {where!r} is not a valid expression over the spec fields "
-                        f"({', '.join(frame.columns)}): {exc}") from None
-    return [specs[i] for i in keep]
+        raise UserError(f"--where {where!r} is not a valid expression over the spec fields ({fields}): {exc}") from None
+    if not isinstance(keep, pd.Series) or keep.dtype != bool:
+        raise UserError(f"--where {where!r} must be a condition (true or false for each spec), "
+                        f"such as \"m == 5 and sigma > 0\"; spec fields: {fields}")
+    return [s for s, k in zip(specs, keep) if k]

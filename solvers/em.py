@@ -3,6 +3,7 @@ import numpy as np
 from mrbench.solvers.plugin import PlugIn
 
 from mrbench.estimation import Stats, batch_em, spectral_init, sphere
+from mrbench.solver import at_least, one_of
 
 
 class EM(PlugIn):
@@ -18,9 +19,16 @@ class EM(PlugIn):
         self.tol, self.max_iter, self.ridge = tol, max_iter, ridge
         self.predictor, self.weights = predictor, weights
 
+    def check_params(self):
+        super().check_params()
+        one_of("init", self.init, ("random", "spectral"))
+        at_least("n_init", self.n_init, 1)
+        at_least("max_iter", self.max_iter, 1)
+        at_least("tol", self.tol, 0, strict=True)
+        at_least("ridge", self.ridge, 0)
+
     def fit(self, train, truth=None):
-        if self.init not in ("random", "spectral") or self.sigma not in ("known", "estimated"):
-            raise ValueError("init must be 'random' or 'spectral'; sigma 'known' or 'estimated'")
+        self.check_params()
         data, rng = train.fixed(), self.rng
         stats = Stats.from_prompts(data.x, data.y, self.device)
         runs = []

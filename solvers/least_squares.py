@@ -93,7 +93,11 @@ class Ridge(Solver):
     def __init__(self, lam=1.0):
         self.lam = lam
 
-    def predict(self, x, y):
+    def check_params(self):
+        super().check_params()
         if self.lam <= 0:
             raise ValueError(f"ridge needs lam > 0 (got {self.lam}); lam = 0 is the `ols` solver")
+
+    def predict(self, x, y):
+        self.check_params()
         return prefix_solutions(x, y, lam=self.lam)[0]

@@ -11,6 +11,7 @@ import numpy as np
 
 from mrbench import Solver
 from mrbench.lazy import torch
+from mrbench.solver import at_least, one_of
 
 
 def features(x, y):
@@ -29,6 +30,11 @@ class LSA(Solver):
 
     def __init__(self, steps=500, init="zero"):
         self.steps, self.init = steps, init
+
+    def check_params(self):
+        super().check_params()
+        one_of("init", self.init, ("zero", "random"))
+        at_least("steps", self.steps, 0)
 
     def fit(self, train, truth=None):
         data = train.fixed()

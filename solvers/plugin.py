@@ -4,6 +4,7 @@ import numpy as np
 
 from mrbench import Solver
 from mrbench.predictors import argmin, posterior_mean
+from mrbench.solver import one_of
 
 PREDICTORS = ("posterior_mean", "argmin")
 WEIGHTS = ("uniform", "estimated")
@@ -28,6 +29,13 @@ class PlugIn(Solver):
     trained = True
     family = "plug-in"
     families = ("prompt",)
+
+    def check_params(self):
+        super().check_params()
+        one_of("predictor", self.predictor, PREDICTORS)
+        one_of("weights", self.weights, WEIGHTS)
+        if hasattr(self, "sigma"):
+            one_of("sigma", self.sigma, ("known", "estimated"))
 
     def predict(self, x, y):
         return plugin_predict(x, y, self.pool_, self.sigma_, self.pi_, self.predictor, self.weights)

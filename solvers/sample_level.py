@@ -9,6 +9,7 @@ import numpy as np
 
 from mrbench import Solver
 from mrbench.lazy import torch
+from mrbench.solver import at_least, one_of
 
 
 class SampleOracle(Solver):
@@ -44,9 +45,15 @@ class ICLEM(Solver):
     def __init__(self, iterations=20, init="spectral", ridge="auto"):
         self.iterations, self.init, self.ridge = iterations, init, ridge
 
+    def check_params(self):
+        super().check_params()
+        one_of("init", self.init, ("random", "spectral"))
+        at_least("iterations", self.iterations, 1)
+        if self.ridge != "auto" and not (isinstance(self.ridge, (int, float)) and self.ridge >= 0):
+            raise ValueError(f"ridge={self.ridge!r}: must be 'auto' or a number >= 0")
+
     def fit(self, train, truth=None):
-        if self.init not in ("random", "spectral"):
-            raise ValueError(f"init must be 'random' or 'spectral', got {self.init!r}")
+        self.check_params()
         self.K_, self.sigma_ = train.m, train.sigma
         return self
 

@@ -9,6 +9,7 @@ training distribution, preset and dropout, and `info` records how it was trained
 """
 from mrbench import Solver
 from mrbench.transformer import checkpoints
+from mrbench.solver import at_least, one_of
 from mrbench.transformer.config import PRESETS, Config
 
 CPU_FLOPS = 3e10  # effective training FLOP/s (6 * params * tokens) measured on 2 CPU cores
@@ -29,9 +30,20 @@ class Transformer(Solver):
     def config(self, spec) -> Config:
         return Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=self.dropout, **PRESETS[self.preset])
 
+    def check_params(self):
+        super().check_params()
+        one_of("preset", self.preset, PRESETS)
+        one_of("position_weights", self.position_weights, ("uniform", "oracle"))
+        for name in ("steps", "batch_size"):
+            at_least(name, getattr(self, name), 1)
+        at_least("lr", self.lr, 0, strict=True)
+        at_least("cpu_budget", self.cpu_budget, 0)
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        if self.seconds is not None and not (isinstance(self.seconds, (int, float)) and self.seconds > 0):
+            raise ValueError(f"seconds={self.seconds!r}: must be a number > 0 (or None: no time budget)")
+
     def skip_reason(self, spec, device):
-        if self.preset not in PRESETS:
-            return f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}"
         if device.startswith("cuda") or checkpoints.find(checkpoints.key(spec, self.preset, self.dropout)):
             return None
         params = self.config(spec).n_params()

@@ -38,7 +38,36 @@ class Sleeper(Solver):
     def __init__(self, seconds=3600.0):
         self.seconds = seconds
     def predict(self, x, y):
+        import os, pathlib
+        if "MARK" in os.environ:
+            pathlib.Path(os.environ["MARK"]).touch()  # in flight
         time.sleep(self.seconds)
+        return np.zeros(y.shape)
+
+
+class BadSkip(Solver):
+    name = "badskip"
+    def skip_reason(self, spec, device):
+        raise RuntimeError("boom in skip_reason")
+    def predict(self, x, y):
+        return np.zeros(y.shape)
+
+
+class BadInfo(Solver):
+    name = "badinfo"
+    def predict(self, x, y):
+        return np.zeros(y.shape)
+    def info(self):
+        return {"not json": {1, 2}}
+
+
+class Strict(Solver):
+    name = "strict"
+    def __init__(self, a=1):
+        if a < 0:
+            raise RuntimeError("a must be >= 0")
+        self.a = a
+    def predict(self, x, y):
         return np.zeros(y.shape)
 """
 
@@ -54,7 +83,7 @@ def _nmse(frame):
     return frame.sort_values(["cell_key", "k"]).set_index(["cell_key", "k"])["nmse"]
 
 
-def test_serial_parallel_and_dask_give_identical_results(suite):
+def test_serial_parallel_and_dask_give_identical_results(suite, monkeypatch):
     common = dict(suite=str(suite / "s.toml"), solvers="posterior_mean,ols,ridge,em,kong2020", seeds=2,
                   progress=False, report=False)
     serial = mrbench.run(out=suite / "serial", **common)
@@ -63,7 +92,9 @@ def test_serial_parallel_and_dask_give_identical_results(suite):
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        dask = mrbench.run(out=suite / "dask", executor="dask", scheduler=client, **common)
+        monkeypatch.chdir(suite)  # the workers stay where they started: a relative --out is the client's
+        dask = mrbench.run(out="dask", executor="dask", scheduler=client, **common)
+    assert len(list((suite / "dask").glob("*.parquet"))) == 4 * 2 * 5
     assert len(serial) == 4 * 2 * 5 * 9 and (serial.status == "ok").all()
     for other in (parallel, dask):
         pd.testing.assert_series_equal(_nmse(serial), _nmse(other))
@@ -87,6 +118,55 @@ def test_dying_worker_is_a_failed_cell_and_run_goes_on(suite):
     assert (cells[cells.solver == "ols"].status == "ok").all() and len(cells) == 4
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_solver_faults_outside_fit_and_predict_are_failed_cells(suite, jobs):
+    frame = mrbench.run(suite=str(suite / "s.toml"), solvers="badskip,badinfo,ols", plugins=[suite / "p.py"],
+                        where="m == 2", jobs=jobs, out=suite / "r", progress=False, report=False)
+    cells = frame.drop_duplicates("cell_key").set_index("solver")
+    assert cells.loc["badskip", "status"].eq("failed").all()
+    assert cells.loc["badskip", "error"].str.contains("boom in skip_reason").all()  # the real error, not "died"
+    assert cells.loc["badinfo", "status"].eq("failed").all() and cells.loc["ols", "status"].eq("ok").all()
+
+
+def test_ctrl_c_with_workers_stores_no_failures(suite):
+    """Ctrl-C reaches the whole process group: the cells in flight are not failures, only missing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    mark, out = suite / "in_flight", suite / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "mrbench.cli", "run", "--suite", str(suite / "s.toml"), "--plugin",
+                             str(suite / "p.py"), "--solvers", "sleeper", "-j", "2", "--quiet", "--out", str(out)],
+                            env={**os.environ, "MARK": str(mark)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not mark.exists():
+        time.sleep(0.05)
+    assert mark.exists(), "a cell should be in flight"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert not list(out.glob("*.parquet"))
+
+
+def test_a_dask_task_that_breaks_fails_only_its_unwritten_cells(suite):
+    import dataclasses
+
+    from mrbench.execution import _fail_unwritten, execute
+    from mrbench.runner import make_tasks, plan
+
+    cells, _ = plan(str(suite / "s.toml"), "ols", where="m == 2")
+    tasks = make_tasks(cells, plugins=(), out=str(suite / "r"), device="cpu", save_predictions=False, context={})
+    task = dataclasses.replace(tasks[0], cells=[c for t in tasks for c in t.cells])  # two cells
+    execute(dataclasses.replace(task, cells=task.cells[:1]))  # one written before the break
+    statuses = _fail_unwritten(task, "the Dask task failed: KilledWorker")
+    assert [s for _, s in statuses] == ["ok", "failed"]
+    stored = pd.read_parquet(suite / "r").drop_duplicates("cell_key")
+    assert stored.error.str.contains("KilledWorker").sum() == 1
+
+
 def test_corrupt_file_is_reported_and_rerun(suite):
     out = suite / "r"
     first = mrbench.run(suite=str(suite / "s.toml"), solvers="ols", out=out, progress=False, report=False)
@@ -101,10 +181,29 @@ def test_corrupt_file_is_reported_and_rerun(suite):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(timeout="abc"), "--timeout"), (dict(jobs=0), "-j"), (dict(executor="dask"), "--scheduler"),
     (dict(executor="spark"), "--executor"), (dict(device="tpu"), "--device"), (dict(seeds=0), "--seeds"),
+    (dict(where="sigma"), "must be a condition"), (dict(where="k_max - 7"), "must be a condition"),
+    (dict(solvers="em[n_init=abc]"), "n_init='abc': expected an integer"),
+    (dict(solvers="em[n_init=0]"), "n_init=0: must be >= 1"), (dict(solvers="ridge[lam=-1]"), "lam > 0"),
+    (dict(solvers="em[predictor='foo']"), "predictor='foo': must be one of posterior_mean, argmin"),
+    (dict(solvers="transformer[preset='huge']"), "preset='huge': must be one of paper, small, tiny"),
+    (dict(solvers="transformer[cpu_budget='abc']"), "cpu_budget='abc': expected a number"),
+    (dict(solvers="strict[a=-1]"), "solver 'strict': a must be >= 0"),
+    (dict(executor="dask", scheduler="tcp://127.0.0.1:1", jobs=2), "-j sets local worker processes"),
 ])
 def test_bad_run_options(suite, kwargs, match):
-    with pytest.raises(UserError, match=match):
-        mrbench.run(suite=str(suite / "s.toml"), out=suite / "r", progress=False, report=False, **kwargs)
+    import re
+
+    with pytest.raises(UserError, match=re.escape(match)):
+        mrbench.run(suite=str(suite / "s.toml"), out=suite / "r", progress=False, report=False,
+                    plugins=[suite / "p.py"], **kwargs)
+    assert not (suite / "r").exists()  # refused before anything ran
+
+
+def test_a_number_is_one_parameter_value_however_written(suite):
+    from mrbench.runner import plan
+
+    spelled = [plan(str(suite / "s.toml"), text)[0] for text in ("ridge", "ridge[lam=1]", "ridge[lam=1.0]", "ridge,ridge[lam=1]")]
+    assert len({tuple(c.key for c in cells) for cells in spelled}) == 1
 
 
 toml_scalars = st.one_of(st.integers(-5, 70), st.floats(allow_nan=True), st.booleans(), st.text(max_size=4),

@@ -203,3 +203,34 @@ def test_fit_time_excludes_drawing_the_shared_training_set():
     rows, _ = run_cell("key", ds.spec, lambda: ds, _Reader(), "cpu", {}, {})
     assert rows.status.iloc[0] == "ok" and ds.train.generation_seconds > 0.05
     assert rows.fit_seconds.iloc[0] < ds.train.generation_seconds / 10
+
+
+def test_report_shows_the_latest_cell_of_each_place_not_an_average(tiny, tmp_path):
+    """Editing the suite (or a solver) and rerunning into the same directory supersedes the old
+    cells: the report neither averages them in nor lists their plans as missing."""
+    from mrbench.report import build
+
+    out = tmp_path / "r"
+    first = mrbench.run(suite=str(tiny), solvers="ols,posterior_mean", out=out, where="sigma == 0.5", progress=False,
+                        report=False)
+    tiny.write_text(tiny.read_text().replace("d = 4", "d = 6"))  # same spec names, other data
+    second = mrbench.run(suite=str(tiny), solvers="ols,posterior_mean", out=out, where="sigma == 0.5",
+                         progress=False, report=False)
+    assert not set(first.cell_key) & set(second.cell_key)
+    context, _ = build(out)
+    assert context["superseded"] == first.cell_key.nunique() == 4 and not context["missing"]
+    want = second.drop_duplicates("cell_key").set_index(["spec", "label"])["nmse_avg"]
+    shown = {(b["spec"], r["label"]): r["nmse"] for b in context["leaderboards"] for r in b["rows"]}
+    assert shown == pytest.approx(want.to_dict())
+
+
+def test_code_version_covers_the_helpers_a_solver_imports():
+    from mrbench.registry import load_registry
+    from mrbench.solver import code_modules
+
+    registry = load_registry()
+    em = code_modules(registry["em"].cls)
+    assert {"mrbench.solvers.em", "mrbench.solvers.plugin", "mrbench.estimation", "mrbench.predictors"} <= set(em)
+    assert "mrbench.predictors" in code_modules(registry["posterior_mean"].cls)
+    assert code_modules(registry["ols"].cls) == ["mrbench.solvers.least_squares"]  # prefix_solutions lives there
+    assert not {"mrbench.runner", "mrbench.report", "mrbench.solver"} & set(em)
