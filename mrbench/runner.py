@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .cells import FAILED, FINAL, SKIPPED, TIMEOUT
+from .cells import FAILED, FINAL, OK, SKIPPED, TIMEOUT
 from .errors import UserError
 from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
 from .leaderboard import leaderboard_text
@@ -198,8 +198,11 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         out = Path(out).resolve()  # workers elsewhere (Dask) write here too: never their own cwd
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out}: exists and is not a directory")
-        statuses = Store(out).statuses()
-        todo = [c for c in cells if force or statuses.get(c.key) not in FINAL]
+        store = Store(out)
+        statuses = store.statuses()
+        # --save-predictions also redoes stored ok cells whose predictions were not kept
+        todo = [c for c in cells if force or statuses.get(c.key) not in FINAL
+                or (save_predictions and statuses[c.key] == OK and not store.has_predictions(c.key))]
         if dry_run:
             frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
                                    "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])

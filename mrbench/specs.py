@@ -279,7 +279,8 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
             values["name"] = _spec_name(sec_name, values, varying)
             spec = make_spec(values, sec_where)
             if spec.name in seen:
-                raise UserError(f"{sec_where}: two specs share the name '{spec.name}'")
+                hint = " (replicates over seeds come from `--seeds N`, not from a grid)" if "seed" in varying else ""
+                raise UserError(f"{sec_where}: two specs share the name '{spec.name}'{hint}")
             seen.add(spec.name)
             specs.append(spec)
     return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers, sections=descriptions)

@@ -49,9 +49,8 @@ class Store:
     def write(self, key: str, rows: pd.DataFrame, predictions: np.ndarray | None = None) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         if predictions is not None:
-            pdir = self.root / "_predictions"
-            pdir.mkdir(exist_ok=True)
-            _atomic(pdir / f"{key}.npy", lambda f: np.save(f, predictions.astype(np.float32)))
+            self._predictions_path(key).parent.mkdir(exist_ok=True)
+            _atomic(self._predictions_path(key), lambda f: np.save(f, predictions.astype(np.float32)))
         table = pa.Table.from_pandas(rows[COLUMNS], schema=SCHEMA, preserve_index=False)
         return _atomic(self.path(key), lambda f: pq.write_table(table, f))
 
@@ -69,8 +68,14 @@ class Store:
                 warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again", stacklevel=2)
         return out
 
+    def _predictions_path(self, key: str) -> Path:
+        return self.root / "_predictions" / f"{key}.npy"
+
+    def has_predictions(self, key: str) -> bool:
+        return self._predictions_path(key).exists()
+
     def predictions(self, key: str) -> np.ndarray | None:
-        f = self.root / "_predictions" / f"{key}.npy"
+        f = self._predictions_path(key)
         return np.load(f) if f.exists() else None
 
 

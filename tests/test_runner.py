@@ -234,3 +234,17 @@ def test_code_version_covers_the_helpers_a_solver_imports():
     assert "mrbench.predictors" in code_modules(registry["posterior_mean"].cls)
     assert code_modules(registry["ols"].cls) == ["mrbench.solvers.least_squares"]  # prefix_solutions lives there
     assert not {"mrbench.runner", "mrbench.report", "mrbench.solver"} & set(em)
+
+
+def test_save_predictions_later_redoes_cells_stored_without_them(tiny, tmp_path):
+    from mrbench.store import Store
+
+    out, common = tmp_path / "r", dict(suite=str(tiny), solvers="ols", where="m == 2", progress=False, report=False)
+    keys = set(mrbench.run(out=out, **common).cell_key)
+    store = Store(out)
+    assert not any(store.has_predictions(k) for k in keys)
+    mrbench.run(out=out, save_predictions=True, **common)
+    assert all(store.has_predictions(k) for k in keys)
+    said = []
+    mrbench.run(out=out, save_predictions=True, dry_run=True, echo=said.append, **common)
+    assert f"{len(keys)} cells, 0 to run" in said[-1]
