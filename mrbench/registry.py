@@ -84,6 +84,10 @@ def load_registry(plugins: tuple[str, ...] | list[str] = ()) -> dict[str, Entry]
             registry[ep.name] = Entry(ep.name, None, ep.value, _short_error(exc))
     for path in plugins:
         for entry in load_plugin(path):
+            if entry.name in registry and registry[entry.name].source != entry.source:
+                # one name, two solvers: their results would mix under one label in the store
+                raise UserError(f"--plugin {path}: solver name '{entry.name}' is taken by "
+                                f"{registry[entry.name].source}; give the class another `name`")
             registry[entry.name] = entry
     return registry
 

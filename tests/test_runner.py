@@ -98,6 +98,10 @@ def test_bad_input_exits_2_with_names(cli, tiny, tmp_path):
     code, _, err = cli("run", "--suite", "nosuch")
     assert code == 2 and "quick" in err and "pathak2023" in err
     assert "Traceback" not in err
+    clash = tmp_path / "clash.py"
+    clash.write_text("from mrbench import Solver\nclass Mine(Solver):\n    name = 'ols'\n")
+    code, _, err = cli("run", "--suite", tiny, "--plugin", clash, "--solvers", "ols")
+    assert code == 2 and "solver name 'ols' is taken" in err
 
 
 def test_failing_solver_becomes_failure_row(cli, tiny, plugins, tmp_path):
