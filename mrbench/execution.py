@@ -105,6 +105,7 @@ class Slot:
 
     def __init__(self, env: dict | None = None, start: bool = False):
         self.env, self.proc, self.conn = env or {}, None, None
+        self.stopping = False  # set by stop(): the worker's death is ours, not the cell's
         if start:  # start now: the worker's imports overlap with the caller's planning
             self._start()
 
@@ -116,13 +117,23 @@ class Slot:
         self.conn = Connection(a.detach())
 
     def close(self):
-        if self.proc is not None:
+        proc = self.proc  # the slot's thread may clear self.proc meanwhile
+        if proc is not None:
             try:
                 self.conn.send(None)
-            except OSError:
-                pass
-            self.proc.wait(timeout=30)
+                proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
             self.proc = None
+
+    def stop(self):
+        """Kill the worker now (the run was interrupted): its cell in flight is not stored."""
+        self.stopping = True
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     def _kill(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -171,7 +182,7 @@ class Slot:
         code = self.proc.wait()
         self.conn.close()
         self.proc = None
-        if code == -signal.SIGINT:  # Ctrl-C reached the worker too: the cell is not a failure
+        if code == -signal.SIGINT or self.stopping:  # interrupted, not a failure of the cell
             raise KeyboardInterrupt
         if current is None:  # died outside a cell (while starting, say): charge the next cell, so a
             current = next(c.key for c in task.cells if c.key not in done)  # broken worker cannot loop
@@ -302,12 +313,16 @@ def run_dask(tasks: list[Task], scheduler, timeout: float | None, on_done: Calla
 
 
 def _fail_unwritten(task: Task, error: str) -> list[tuple[str, str]]:
-    stored = Store(task.out).statuses()
-    out = []
+    """After a task broke: its cells this run wrote keep their rows, the others (absent, or
+    left from an earlier run) become failures."""
+    store, out = Store(task.out), []
+    stored = store.statuses()
     for job in task.cells:
-        if job.key not in stored:
+        if job.key in stored and store.created_at(job.key) == task.context.get("created_at"):
+            out.append((job.key, stored[job.key]))
+        else:
             write_failure(task, job, FAILED, error)
-        out.append((job.key, stored.get(job.key, FAILED)))
+            out.append((job.key, FAILED))
     return out
 
 

@@ -28,6 +28,8 @@ def posterior_weights(R: np.ndarray, sigma: float, pi: np.ndarray | None = None)
     """p_j ∝ pi_j exp(-R_j / 2 sigma^2), by log-sum-exp. sigma = 0: the argmin, ties (k = 0 above
     all) weighted by pi, which is the limit of the posterior as sigma -> 0."""
     if sigma**2 == 0:  # sigma = 0, or so small that sigma^2 underflows
+        if pi is not None:  # components of prior weight 0 are never the answer
+            R = np.where(np.asarray(pi) > 0, R, np.inf)
         best = R.min(axis=-1, keepdims=True)
         hit = (R <= best + 1e-12 * np.maximum(1.0, best)).astype(np.float64)  # ties within 1e-12
         if pi is not None:

@@ -95,11 +95,15 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
     results = current(stored)
     runs = load_runs(root)
     cells = results.drop_duplicates("cell_key")
-    superseded = stored["cell_key"].nunique() - len(cells)
-    planned = {c["key"]: c for r in runs for c in r.get("cells", [])}
-    have = set(zip(cells["spec"], cells["seed"], cells["label"]))  # a newer cell stands in for an old plan
+    stored_keys = set(stored["cell_key"])
+    superseded = len(stored_keys) - len(cells)
+    planned = {c["key"]: {**c, "suite": r.get("suite")} for r in runs for c in r.get("cells", [])}
+    have = set(zip(cells["suite"], cells["spec"], cells["seed"], cells["label"]))  # newer cells stand in for old plans
     missing = [c for k, c in planned.items()
-               if k not in set(stored["cell_key"]) and (c["spec"], c["seed"], c["label"]) not in have]
+               if k not in stored_keys and (c["suite"], c["spec"], c["seed"], c["label"]) not in have]
+    if cells["suite"].nunique() > 1:  # suites can share spec names (quick and pathak2023 do)
+        results = results.assign(spec=results["suite"] + ":" + results["spec"])
+        cells = results.drop_duplicates("cell_key")
     figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results)
     shifts = shift_figures(results)

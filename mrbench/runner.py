@@ -122,27 +122,39 @@ def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise UserError(f"--seeds {seeds!r}: must be an integer >= 1")
     registry = load_registry(plugins)
-    request = solvers or ",".join(suite_obj.solvers) or "all"
-    requests = parse_solver_arg(request)
-    named = instantiate(registry, [r for r in requests if r[0] != "all"])
-    labels = {s.label() for s in named}
-    # 'all' means every solver that applies to each spec's data family; a solver named
-    # explicitly runs on every spec (and is recorded as not applicable where it is not).
-    every = [s for s in instantiate(registry, [r for r in requests if r[0] == "all"]) if s.label() not in labels]
-    if not named and not every:
-        raise UserError(f"--solvers {request!r} names no solver; valid solvers: {', '.join(sorted(registry))}")
-    cells = [Cell(spec.with_seed(spec.seed + r), solver)
-             for spec in specs for r in range(seeds)
-             for solver in named + [s for s in every if spec.family in s.families]]
+    chosen = {}  # request -> solvers, shared by the specs that ask for the same ones
+    cells = []
+    for spec in specs:  # the command's --solvers, else the spec's section's, else the suite's
+        request = solvers or suite_obj.solvers_for(spec)
+        if request not in chosen:
+            chosen[request] = _solvers(registry, request)
+        named, every = chosen[request]
+        cells += [Cell(spec.with_seed(spec.seed + r), solver) for r in range(seeds)
+                  for solver in named + [s for s in every if spec.family in s.families]]
     return cells, suite_obj
 
 
-def make_tasks(cells: list[Cell], **common) -> list[Task]:
-    """One task per (training distribution, solver): one fit, then every test spec."""
+def _solvers(registry, request: str) -> tuple[list[Solver], list[Solver]]:
+    """The solvers named in a request, and those 'all' adds. 'all' means every solver that
+    applies to each spec's data family; a solver named explicitly runs on every spec (and is
+    recorded as not applicable where it is not)."""
+    requests = parse_solver_arg(request)
+    named = instantiate(registry, [r for r in requests if r[0] != "all"])
+    labels = {s.label() for s in named}
+    every = [s for s in instantiate(registry, [r for r in requests if r[0] == "all"]) if s.label() not in labels]
+    if not named and not every:
+        raise UserError(f"--solvers {request!r} names no solver; valid solvers: {', '.join(sorted(registry))}")
+    return named, every
+
+
+def make_tasks(cells: list[Cell], keep=lambda cell: False, **common) -> list[Task]:
+    """One task per (training distribution, solver): one fit, then every test spec. A task
+    stores predictions when `keep` says so for any of its cells."""
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for c in cells:
         groups[(c.train_key, c.solver.label())].append(c)
-    return [Task(cells=[c.job() for c in group], **common) for group in groups.values()]
+    return [Task(cells=[c.job() for c in group], save_predictions=any(map(keep, group)), **common)
+            for group in groups.values()]
 
 
 def _record_run(out: Path, suite_obj, cells: list[Cell], context: dict, options: dict) -> dict:
@@ -200,9 +212,12 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
             raise UserError(f"--out {out}: exists and is not a directory")
         store = Store(out)
         statuses = store.statuses()
-        # --save-predictions also redoes stored ok cells whose predictions were not kept
+        def keep(cell):  # --save-predictions, or a section whose figure needs them (fig4's probe)
+            return save_predictions or cell.spec.section in suite_obj.save_predictions
+
+        # stored ok cells whose predictions were not kept are redone when they are wanted now
         todo = [c for c in cells if force or statuses.get(c.key) not in FINAL
-                or (save_predictions and statuses[c.key] == OK and not store.has_predictions(c.key))]
+                or (keep(c) and statuses[c.key] == OK and not store.has_predictions(c.key))]
         if dry_run:
             frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
                                    "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
@@ -213,7 +228,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
                    "created_at": datetime.now(timezone.utc)}
         record = _record_run(out, suite_obj, cells, context,
                              {"jobs": jobs, "executor": executor, "timeout": timeout, "seeds": seeds, "where": where})
-        tasks = make_tasks(todo, plugins=plugins, out=str(out), device=device, save_predictions=save_predictions,
+        tasks = make_tasks(todo, keep, plugins=plugins, out=str(out), device=device,
                            context=context)
         bar = _progress(len(todo), progress)
         ran: list[str] = []
@@ -233,6 +248,10 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         record.update(cells_run=len(todo), execution_seconds=round(time.perf_counter() - started, 3),
                       finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write_record(record)
+    except BaseException:  # Ctrl-C (maybe sent to this process only) or an error: no worker outlives it
+        for slot in slots:
+            slot.stop()
+        raise
     finally:
         for slot in slots:
             slot.close()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import importlib.util
 import json
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +27,7 @@ class Solver:
     version: ClassVar[str] = "1"  # bump to invalidate stored results by hand
     families: ClassVar[tuple[str, ...]] = ("prompt", "sample")  # data families it applies to
     test_params: ClassVar[dict[str, Any]] = {}  # parameters for the contract checks (fast, small)
+    code_also: ClassVar[tuple[str, ...]] = ()  # modules imported inside methods that results depend on
 
     # Set by the runner before fit; plain attributes so a solver also works on its own.
     seed: int = 0
@@ -90,7 +93,7 @@ class Solver:
 
 @functools.cache
 def _code_version(cls: type) -> str:  # cached: reading sources is slow and called per cell
-    src = "\n".join(_source(m) for m in code_modules(cls))
+    src = "\n".join(_source(m) for m in code_modules(cls) + sorted(cls.code_also))
     return f"{cls.version}-{hashlib.sha256(src.encode()).hexdigest()[:12]}"
 
 
@@ -119,9 +122,12 @@ _PLUMBING = {"mrbench.solver", "mrbench.errors", "mrbench.specs", "mrbench.lazy"
 
 
 def _source(module: str) -> str:
+    """A module's source, read from its file without importing it (code_also names modules
+    whose import is deliberately put off, such as torch-heavy ones)."""
+    spec = importlib.util.find_spec(module)
     try:
-        return inspect.getsource(sys.modules[module])
-    except (OSError, TypeError):
+        return Path(spec.origin).read_text()
+    except (AttributeError, TypeError, OSError):
         return module
 
 

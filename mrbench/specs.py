@@ -184,6 +184,13 @@ class Suite:
     specs: list[Spec]
     solvers: list[str] = field(default_factory=list)
     sections: dict[str, str] = field(default_factory=dict)
+    # per section: the solvers its figure compares, and whether it needs stored predictions
+    section_solvers: dict[str, list[str]] = field(default_factory=dict)
+    save_predictions: set[str] = field(default_factory=set)
+
+    def solvers_for(self, spec: Spec) -> str:
+        """The solver request a spec runs with when the command names none."""
+        return ",".join(self.section_solvers.get(spec.section) or self.solvers) or "all"
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -191,8 +198,17 @@ def builtin_suites() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
 
 
+SECTION_KEYS = ("grid", "zip", "description", "solvers", "save_predictions")  # not spec fields
+
+
+def _solver_list(where: str, value) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise UserError(f"{where}: solvers must be a list of strings, e.g. solvers = [\"ols\", \"em[n_init=5]\"]")
+    return value
+
+
 def _expand_section(where: str, table: dict[str, Any]) -> list[dict[str, Any]]:
-    fixed = {k: v for k, v in table.items() if k not in ("grid", "zip", "description")}
+    fixed = {k: v for k, v in table.items() if k not in SECTION_KEYS}
     grid = table.get("grid", {})
     zipped = table.get("zip", {})
     for name, sub in (("grid", grid), ("zip", zipped)):
@@ -258,14 +274,14 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
     if bad_meta:
         raise UserError(f"{where}: unknown field(s) in [suite]: {sorted(bad_meta)}; valid: name, description, solvers")
     name = meta.get("name", path.stem)
-    solvers = meta.get("solvers", [])
-    if not isinstance(name, str) or not isinstance(solvers, list) or not all(isinstance(s, str) for s in solvers):
-        raise UserError(f"{where}: [suite] name must be a string and solvers a list of strings")
+    if not isinstance(name, str):
+        raise UserError(f"{where}: [suite] name must be a string")
+    solvers = _solver_list(f"{where}: [suite]", meta.get("solvers", []))
     if not sections:
         raise UserError(f"{where}: no [sections.NAME] table; a suite needs at least one section")
     if section_filter is not None and section_filter not in sections:
         raise UserError(f"{where}: unknown section '{section_filter}'; sections: {', '.join(sections)}")
-    specs, seen, descriptions = [], set(), {}
+    specs, seen, descriptions, section_solvers, predictions = [], set(), {}, {}, set()
     for sec_name, table in sections.items():
         if section_filter is not None and sec_name != section_filter:
             continue
@@ -273,6 +289,12 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
             raise UserError(f"{where}: [sections.{sec_name}] must be a table")
         descriptions[sec_name] = str(table.get("description", ""))
         sec_where = f"{where}: [sections.{sec_name}]"
+        if "solvers" in table:
+            section_solvers[sec_name] = _solver_list(sec_where, table["solvers"])
+        if not isinstance(table.get("save_predictions", False), bool):
+            raise UserError(f"{sec_where}: save_predictions must be true or false")
+        if table.get("save_predictions"):
+            predictions.add(sec_name)
         for row in _expand_section(sec_where, table):
             varying = row.pop("_varying")
             values = {**defaults, **row, "suite": name, "section": sec_name}
@@ -283,7 +305,8 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
                 raise UserError(f"{sec_where}: two specs share the name '{spec.name}'{hint}")
             seen.add(spec.name)
             specs.append(spec)
-    return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers, sections=descriptions)
+    return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers,
+                 sections=descriptions, section_solvers=section_solvers, save_predictions=predictions)
 
 
 def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:

@@ -68,6 +68,13 @@ class Store:
                 warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again", stacklevel=2)
         return out
 
+    def created_at(self, key: str):
+        """When the stored cell's run started (None if absent or unreadable)."""
+        try:
+            return pq.read_table(self.path(key), columns=["created_at"]).column(0)[0].as_py()
+        except Exception:
+            return None
+
     def _predictions_path(self, key: str) -> Path:
         return self.root / "_predictions" / f"{key}.npy"
 

@@ -24,7 +24,7 @@ class EM(PlugIn):
         one_of("init", self.init, ("random", "spectral"))
         at_least("n_init", self.n_init, 1)
         at_least("max_iter", self.max_iter, 1)
-        at_least("tol", self.tol, 0, strict=True)
+        at_least("tol", self.tol, 0)
         at_least("ridge", self.ridge, 0)
 
     def fit(self, train, truth=None):

@@ -11,10 +11,8 @@ WEIGHTS = ("uniform", "estimated")
 
 
 def plugin_predict(x, y, pool, sigma, pi, predictor="posterior_mean", weights="uniform"):
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    one_of("predictor", predictor, PREDICTORS)
+    one_of("weights", weights, WEIGHTS)
     if predictor == "argmin":
         return argmin(x, y, pool)
     # The paper's plug-in uses the uniform distribution over the estimated components.

@@ -20,6 +20,7 @@ class Transformer(Solver):
     trained = True
     family = "trained"
     test_params = {"preset": "tiny", "steps": 20, "batch_size": 16}
+    code_also = ("mrbench.transformer.model", "mrbench.transformer.train")  # imported in fit and predict
 
     def __init__(self, preset="small", steps=20000, batch_size=256, lr=3e-4, dropout=0.0, seconds=None,
                  curriculum=False, position_weights="uniform", cpu_budget=60.0):
@@ -50,10 +51,12 @@ class Transformer(Solver):
         estimate = 6 * params * self.steps * self.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
         estimate = min(estimate, self.seconds or estimate)
         if estimate > self.cpu_budget:
-            dropout = f" --dropout {self.dropout:g}" if self.dropout else ""
+            extra = f" --dropout {self.dropout:g}" if self.dropout else ""
+            if spec.n_train is not None and spec.seed > 0:  # a fixed training set differs per seed
+                extra += f" --seeds {spec.seed + 1}"
             return (f"no checkpoint for this training distribution and no GPU: training would take about "
                     f"{estimate:.0f} s on the CPU (budget {self.cpu_budget:g} s); run "
-                    f"`mrbench train --suite {spec.suite or 'SUITE'} --preset {self.preset}{dropout}` on a GPU machine")
+                    f"`mrbench train --suite {spec.suite or 'SUITE'} --preset {self.preset}{extra}` on a GPU machine")
         return None
 
     def fit(self, train, truth=None):

@@ -1,5 +1,7 @@
 """Executors (serial, -j 2, Dask LocalCluster), hard timeouts, corrupt files, malformed suites."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,8 +130,11 @@ def test_solver_faults_outside_fit_and_predict_are_failed_cells(suite, jobs):
     assert cells.loc["badinfo", "status"].eq("failed").all() and cells.loc["ols", "status"].eq("ok").all()
 
 
-def test_ctrl_c_with_workers_stores_no_failures(suite):
-    """Ctrl-C reaches the whole process group: the cells in flight are not failures, only missing."""
+@pytest.mark.parametrize("to", ["group", "parent"])
+def test_ctrl_c_with_workers_stores_no_failures(suite, to):
+    """Ctrl-C in a terminal reaches the whole process group; `kill -INT` the parent only. Either
+    way the run stops at once, its workers die with it, and the cells in flight are not
+    failures, only missing."""
     import os
     import signal
     import subprocess
@@ -145,22 +150,34 @@ def test_ctrl_c_with_workers_stores_no_failures(suite):
     while time.time() < deadline and not mark.exists():
         time.sleep(0.05)
     assert mark.exists(), "a cell should be in flight"
-    os.killpg(proc.pid, signal.SIGINT)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    started = time.time()
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err and time.time() - started < 10
     assert not list(out.glob("*.parquet"))
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_a_dask_task_that_breaks_fails_only_its_unwritten_cells(suite):
     import dataclasses
+    from datetime import datetime, timezone
 
     from mrbench.execution import _fail_unwritten, execute
     from mrbench.runner import make_tasks, plan
 
     cells, _ = plan(str(suite / "s.toml"), "ols", where="m == 2")
-    tasks = make_tasks(cells, plugins=(), out=str(suite / "r"), device="cpu", save_predictions=False, context={})
+    earlier, now = (datetime(2026, 1, d, tzinfo=timezone.utc) for d in (1, 2))
+    tasks = make_tasks(cells, plugins=(), out=str(suite / "r"), device="cpu", context={"created_at": now})
     task = dataclasses.replace(tasks[0], cells=[c for t in tasks for c in t.cells])  # two cells
-    execute(dataclasses.replace(task, cells=task.cells[:1]))  # one written before the break
+    execute(dataclasses.replace(task, cells=task.cells[:1]))  # one written by this run before the break
+    execute(dataclasses.replace(task, cells=task.cells[1:], context={"created_at": earlier}))  # an old row
     statuses = _fail_unwritten(task, "the Dask task failed: KilledWorker")
     assert [s for _, s in statuses] == ["ok", "failed"]
     stored = pd.read_parquet(suite / "r").drop_duplicates("cell_key")

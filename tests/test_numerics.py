@@ -67,6 +67,14 @@ def test_sigma_zero_ties_follow_pi_as_the_small_sigma_limit():
     np.testing.assert_allclose(pred[:, 0], x[:, 0] @ (pi @ pool), rtol=1e-12)  # k = 0: the prior mean
     np.testing.assert_allclose(posterior_mean(x, y, pool, 1e-4, pi), pred, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(posterior_mean(x, y, pool, 1e-170, pi), pred)  # sigma^2 underflows to 0
+    # a component of prior weight 0 is never chosen, even where it fits best
+    exact = np.einsum("nkd,nd->nk", x, pool[ds.test.z])
+    without = np.array([0.0, 0.5, 0.5]) if (ds.test.z == 0).any() else np.array([0.5, 0.0, 0.5])
+    got = posterior_mean(x, y, pool, 0.0, without)
+    assert np.isfinite(got).all()
+    gone = ds.test.z == np.flatnonzero(without == 0)[0]
+    assert not np.allclose(got[gone, 1:], exact[gone, 1:])
+    np.testing.assert_allclose(got[~gone, 1:], exact[~gone, 1:], atol=1e-10)
 
 
 def test_ols_matches_lstsq_and_ridge_matches_solve():

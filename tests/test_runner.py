@@ -238,6 +238,9 @@ def test_code_version_covers_the_helpers_a_solver_imports():
     assert "mrbench.predictors" in code_modules(registry["posterior_mean"].cls)
     assert code_modules(registry["ols"].cls) == ["mrbench.solvers.least_squares"]  # prefix_solutions lives there
     assert not {"mrbench.runner", "mrbench.report", "mrbench.solver"} & set(em)
+    from mrbench.solver import _source
+
+    assert "def train_model" in _source(registry["transformer"].cls.code_also[1])  # read, not imported
 
 
 def test_save_predictions_later_redoes_cells_stored_without_them(tiny, tmp_path):
@@ -252,3 +255,23 @@ def test_save_predictions_later_redoes_cells_stored_without_them(tiny, tmp_path)
     said = []
     mrbench.run(out=out, save_predictions=True, dry_run=True, echo=said.append, **common)
     assert f"{len(keys)} cells, 0 to run" in said[-1]
+
+
+def test_sections_name_their_solvers_and_ask_for_predictions(tmp_path):
+    from mrbench.errors import UserError
+    from mrbench.runner import plan
+    from mrbench.store import Store
+
+    suite = tmp_path / "sec.toml"
+    suite.write_text('[suite]\nname = "sec"\nsolvers = ["ridge"]\n[defaults]\nd = 4\nm = 2\nk_max = 6\nn_test = 20\n'
+                     '[sections.a]\nsolvers = ["ols", "argmin"]\nsave_predictions = true\n[sections.b]\nsigma = 0.5\n')
+    chosen = {(c.spec.section, c.solver.label()) for c in plan(str(suite))[0]}
+    assert chosen == {("a", "ols"), ("a", "argmin"), ("b", "ridge")}
+    assert {c.solver.label() for c in plan(str(suite), "posterior_mean")[0]} == {"posterior_mean"}  # --solvers wins
+    frame = mrbench.run(suite=str(suite), out=tmp_path / "r", progress=False, report=False)
+    store = Store(tmp_path / "r")
+    kept = {row.section: store.has_predictions(row.cell_key) for row in frame.drop_duplicates("cell_key").itertuples()}
+    assert kept == {"a": True, "b": False}
+    suite.write_text(suite.read_text().replace('solvers = ["ols", "argmin"]', 'solvers = "ols"'))
+    with pytest.raises(UserError, match=r"\[sections.a\]: solvers must be a list"):
+        plan(str(suite))
