@@ -203,6 +203,8 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     timeout = parse_duration(timeout)
     device = resolve_device(device)
     local_workers = executor == "serial" and not dry_run and (jobs > 1 or timeout is not None)
+    if local_workers and device.startswith("cuda:"):
+        raise UserError(f"--device {device} with -j or --timeout: use --device cuda (worker i gets GPU i mod the count)")
     slots = start_slots(jobs, _gpu_count() if device.startswith("cuda") else 0) if local_workers else []
     try:
         plugins = tuple(str(Path(p).resolve()) for p in plugins)

@@ -101,3 +101,15 @@ def test_runner_stores_pool_metrics(tmp_path):
     assert em.iterations.notna().all() and em.converged.all()
     others = frame[frame.solver.isin(["posterior_mean", "ols"])]
     assert others[["pool_mse", "pool_oracle_nmse", "pi_error", "iterations"]].isna().all().all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("text", ["em", "altmin", "kong2020"])
+def test_pool_estimators_on_cuda_match_the_cpu(separated, text):
+    """float64 on both devices: the same iterations, the same pool up to round-off."""
+    fitted = {}
+    for device in ("cpu", "cuda"):
+        solver = _solver(text).set_context(seed=3, device=device)
+        fitted[device] = solver.fit(separated.train).info()
+    np.testing.assert_allclose(fitted["cuda"]["pool"], fitted["cpu"]["pool"], atol=1e-8)
+    assert fitted["cuda"].get("iterations") == fitted["cpu"].get("iterations")

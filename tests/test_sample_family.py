@@ -54,7 +54,7 @@ def test_sample_spec_validation(bad, match):
 def test_oracle_has_zero_excess_and_prompt_solvers_skip(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text("[suite]\nname='j'\n[defaults]\nfamily='sample'\nd=4\nK=2\nn=12\nB=300\nn_test=100\n"
-                     "[sections.a]\ngrid={symmetric=[true,false]}\n")
+                     "[sections.a]\ngrid={symmetric=[true,false],n=[8,12]}\n")
     frame = mrbench.run(suite=str(suite), solvers="all,posterior_mean", out=tmp_path / "r", progress=False,
                         report=False)
     cells = frame.drop_duplicates("cell_key")
@@ -69,6 +69,12 @@ def test_oracle_has_zero_excess_and_prompt_solvers_skip(tmp_path):
     assert frame[frame.status == "ok"].excess_mse.notna().all()
     again = mrbench.run(suite=str(suite), solvers="all,posterior_mean", out=tmp_path / "r", dry_run=True, echo=str)
     assert again[again.solver != "transformer"].stored.all()  # not-applicable cells are final
+    from mrbench.report import build
+
+    context, _ = build(tmp_path / "r")  # the sample-level panel: excess MSE against n, per symmetry
+    [panel] = context["sample"]
+    assert panel.id == "sample-a-k_max" and {t.get_text() for t in panel.fig.axes[0].get_legend().get_texts()} >= {
+        "icl_em, symmetric=True", "icl_em, symmetric=False", "ols, symmetric=False"}
 
 
 def test_icl_em_approaches_oracle_as_n_grows_at_high_snr():
