@@ -36,6 +36,7 @@ class CellJob:
     spec: Spec
     solver: str
     params: str  # canonical JSON
+    keep_predictions: bool = False
 
 
 @dataclass
@@ -44,7 +45,6 @@ class Task:
     plugins: tuple[str, ...]
     out: str
     device: str
-    save_predictions: bool
     context: dict
 
     def rest(self, done: set[str]) -> "Task":
@@ -88,7 +88,7 @@ def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable
         on_start(job.key)
         rows, pred = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job), task.device,
                               task.context, fits)
-        store.write(job.key, rows, pred if task.save_predictions else None)
+        store.write(job.key, rows, pred if job.keep_predictions else None)
         on_done(job.key, rows["status"].iloc[0])
 
 
@@ -106,6 +106,7 @@ class Slot:
     def __init__(self, env: dict | None = None, start: bool = False):
         self.env, self.proc, self.conn = env or {}, None, None
         self.stopping = False  # set by stop(): the worker's death is ours, not the cell's
+        self.lock = threading.Lock()  # stop() and starting a worker exclude each other
         if start:  # start now: the worker's imports overlap with the caller's planning
             self._start()
 
@@ -128,9 +129,11 @@ class Slot:
             self.proc = None
 
     def stop(self):
-        """Kill the worker now (the run was interrupted): its cell in flight is not stored."""
-        self.stopping = True
-        proc = self.proc
+        """Kill the worker now (the run was interrupted): its cell in flight is not stored,
+        and the slot starts no other."""
+        with self.lock:
+            self.stopping = True
+            proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -144,8 +147,11 @@ class Slot:
     def run(self, task: Task, timeout: float | None, on_done: Callable) -> None:
         done: set[str] = set()
         while len(done) < len(task.cells):
-            if self.proc is None:
-                self._start()
+            with self.lock:
+                if self.stopping:
+                    raise KeyboardInterrupt
+                if self.proc is None:
+                    self._start()
             todo = task.rest(done)
             self.conn.send(todo)
             current, started = None, None

@@ -101,9 +101,11 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
     have = set(zip(cells["suite"], cells["spec"], cells["seed"], cells["label"]))  # newer cells stand in for old plans
     missing = [c for k, c in planned.items()
                if k not in stored_keys and (c["suite"], c["spec"], c["seed"], c["label"]) not in have]
-    if cells["suite"].nunique() > 1:  # suites can share spec names (quick and pathak2023 do)
-        results = results.assign(spec=results["suite"] + ":" + results["spec"])
+    if cells["suite"].nunique() > 1:  # suites can share spec and section names (quick and pathak2023 do)
+        results = results.assign(spec=results["suite"] + ":" + results["spec"],
+                                 section=results["suite"] + ":" + results["section"])
         cells = results.drop_duplicates("cell_key")
+        missing = [{**c, "spec": f"{c['suite']}:{c['spec']}"} for c in missing]
     figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results)
     shifts = shift_figures(results)

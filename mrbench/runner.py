@@ -53,8 +53,9 @@ class Cell:
     def train_key(self) -> Spec:
         return train_spec(self.spec)
 
-    def job(self) -> CellJob:
-        return CellJob(self.key, self.spec, self.solver.name, canonical_params(self.solver.get_params()))
+    def job(self, keep_predictions: bool = False) -> CellJob:
+        return CellJob(self.key, self.spec, self.solver.name, canonical_params(self.solver.get_params()),
+                       keep_predictions)
 
 
 @functools.cache
@@ -127,7 +128,12 @@ def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[
     for spec in specs:  # the command's --solvers, else the spec's section's, else the suite's
         request = solvers or suite_obj.solvers_for(spec)
         if request not in chosen:
-            chosen[request] = _solvers(registry, request)
+            try:
+                chosen[request] = _solvers(registry, request)
+            except UserError as exc:
+                if solvers:
+                    raise
+                raise UserError(f"{suite_obj.path}: [sections.{spec.section}] (or [suite]) solvers: {exc}") from None
         named, every = chosen[request]
         cells += [Cell(spec.with_seed(spec.seed + r), solver) for r in range(seeds)
                   for solver in named + [s for s in every if spec.family in s.families]]
@@ -148,13 +154,12 @@ def _solvers(registry, request: str) -> tuple[list[Solver], list[Solver]]:
 
 
 def make_tasks(cells: list[Cell], keep=lambda cell: False, **common) -> list[Task]:
-    """One task per (training distribution, solver): one fit, then every test spec. A task
-    stores predictions when `keep` says so for any of its cells."""
+    """One task per (training distribution, solver): one fit, then every test spec. `keep`
+    says which cells store their predictions."""
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for c in cells:
         groups[(c.train_key, c.solver.label())].append(c)
-    return [Task(cells=[c.job() for c in group], save_predictions=any(map(keep, group)), **common)
-            for group in groups.values()]
+    return [Task(cells=[c.job(keep(c)) for c in group], **common) for group in groups.values()]
 
 
 def _record_run(out: Path, suite_obj, cells: list[Cell], context: dict, options: dict) -> dict:

@@ -124,10 +124,9 @@ _PLUMBING = {"mrbench.solver", "mrbench.errors", "mrbench.specs", "mrbench.lazy"
 def _source(module: str) -> str:
     """A module's source, read from its file without importing it (code_also names modules
     whose import is deliberately put off, such as torch-heavy ones)."""
-    spec = importlib.util.find_spec(module)
     try:
-        return Path(spec.origin).read_text()
-    except (AttributeError, TypeError, OSError):
+        return Path(importlib.util.find_spec(module).origin).read_text(errors="replace")  # compiled ones too
+    except (ImportError, ValueError, AttributeError, TypeError, OSError):
         return module
 
 

@@ -201,9 +201,9 @@ def builtin_suites() -> dict[str, Path]:
 SECTION_KEYS = ("grid", "zip", "description", "solvers", "save_predictions")  # not spec fields
 
 
-def _solver_list(where: str, value) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise UserError(f"{where}: solvers must be a list of strings, e.g. solvers = [\"ols\", \"em[n_init=5]\"]")
+def _solver_list(where: str, value, empty_ok: bool = True) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value) or not (value or empty_ok):
+        raise UserError(f"{where}: solvers must be a non-empty list of strings, e.g. solvers = [\"ols\", \"em[n_init=5]\"]")
     return value
 
 
@@ -290,7 +290,7 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
         descriptions[sec_name] = str(table.get("description", ""))
         sec_where = f"{where}: [sections.{sec_name}]"
         if "solvers" in table:
-            section_solvers[sec_name] = _solver_list(sec_where, table["solvers"])
+            section_solvers[sec_name] = _solver_list(sec_where, table["solvers"], empty_ok=False)
         if not isinstance(table.get("save_predictions", False), bool):
             raise UserError(f"{sec_where}: save_predictions must be true or false")
         if table.get("save_predictions"):

@@ -276,8 +276,24 @@ def test_sections_name_their_solvers_and_ask_for_predictions(tmp_path):
     assert {c.solver.label() for c in plan(str(suite), "posterior_mean")[0]} == {"posterior_mean"}  # --solvers wins
     frame = mrbench.run(suite=str(suite), out=tmp_path / "r", progress=False, report=False)
     store = Store(tmp_path / "r")
-    kept = {row.section: store.has_predictions(row.cell_key) for row in frame.drop_duplicates("cell_key").itertuples()}
-    assert kept == {"a": True, "b": False}
-    suite.write_text(suite.read_text().replace('solvers = ["ols", "argmin"]', 'solvers = "ols"'))
-    with pytest.raises(UserError, match=r"\[sections.a\]: solvers must be a list"):
-        plan(str(suite))
+    kept = {(row.section, store.has_predictions(row.cell_key)) for row in frame.drop_duplicates("cell_key").itertuples()}
+    assert kept == {("a", True), ("b", False)}  # per cell, although a and b could share a training set
+    text = suite.read_text()
+    for bad, match in (('solvers = "ols"', r"\[sections.a\]: solvers must be a non-empty list"),
+                       ("solvers = []", "non-empty"), ('solvers = ["emm"]', r"\[sections.a\].*unknown solver 'emm'")):
+        suite.write_text(text.replace('solvers = ["ols", "argmin"]', bad))
+        with pytest.raises(UserError, match=match):
+            plan(str(suite))
+
+
+def test_report_keeps_suites_apart_when_they_share_names(tmp_path):
+    from mrbench.report import build
+
+    body = '[defaults]\nd = 4\nm = 2\nk_max = 6\nn_test = 30\nsigma = 0.5\n[sections.s]\nshift_kind = "weight_scale"\n' \
+           'grid = { shift_value = [1.0, 2.0] }\n'
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.toml").write_text(f'[suite]\nname = "{name}"\n' + body.replace("n_test = 30", f"n_test = {len(name) * 10}"))
+        mrbench.run(suite=str(tmp_path / f"{name}.toml"), solvers="ols", out=tmp_path / "r", progress=False, report=False)
+    context, _ = build(tmp_path / "r")
+    assert context["superseded"] == 0 and len(context["shifts"]) == 2  # one panel per suite, not one mixed
+    assert {b["spec"].split(":")[0] for b in context["leaderboards"]} == {"one", "two"}
