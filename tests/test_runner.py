@@ -247,6 +247,17 @@ def test_code_version_covers_the_helpers_a_solver_imports():
     from mrbench.solver import _source
 
     assert "def train_model" in _source(registry["transformer"].cls.code_also[1])  # read, not imported
+    assert _source("numpy._core._multiarray_umath") and _source("no.such.module") == "no.such.module"  # compiled, absent
+
+
+def test_no_ratio_to_an_oracle_whose_error_is_zero(tiny, tmp_path):
+    from mrbench.leaderboard import leaderboard
+
+    frame = mrbench.run(suite=str(tiny), solvers="posterior_mean,ols", where="m == 2", out=tmp_path / "r",
+                        progress=False, report=False)
+    table = leaderboard(frame).set_index(["spec", "label"])["ratio"]
+    assert table.loc["main/m=2,sigma=0.0"].isna().all()  # sigma = 0: the oracle's NMSE is ~0
+    assert table.loc[("main/m=2,sigma=0.5", "posterior_mean")] == 1.0 and table.loc[("main/m=2,sigma=0.5", "ols")] > 1
 
 
 def test_save_predictions_later_redoes_cells_stored_without_them(tiny, tmp_path):

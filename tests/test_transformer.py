@@ -99,6 +99,13 @@ def test_skipped_on_cpu_without_checkpoint_names_mrbench_train(tmp_path, monkeyp
     frame = mrbench.run(suite="quick", solvers="transformer", where="m == 5 and sigma == 1", device="cpu",
                         out=tmp_path / "r", progress=False, report=False)
     assert (frame.status == "skipped").all() and frame.error.str.contains("mrbench train --suite quick").all()
+    from mrbench.specs import make_spec
+    from mrbench.solvers.transformer import Transformer
+
+    fixed = make_spec({"d": 20, "m": 5, "k_max": 60, "n_train": 15000, "suite": "pathak2023"}).with_seed(2)
+    message = Transformer(dropout=0.1).skip_reason(fixed, "cpu")
+    assert "mrbench train --suite pathak2023 --preset small --dropout 0.1 --seeds 3`" in message  # seeds 0..2
+    assert Transformer(preset="tiny", seconds=20, cpu_budget=30).skip_reason(fixed, "cpu") is None  # seconds cap it
 
 
 def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
