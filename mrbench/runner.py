@@ -218,6 +218,8 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         if out.exists() and not out.is_dir():
             raise UserError(f"--out {out}: exists and is not a directory")
         store = Store(out)
+        if not dry_run and out.is_dir():
+            store.sweep()
         statuses = store.statuses()
         def keep(cell):  # --save-predictions, or a section whose figure needs them (fig4's probe)
             return save_predictions or cell.spec.section in suite_obj.save_predictions

@@ -8,6 +8,7 @@ readers ignore names that start with '.' or '_'. Raw predictions live in `DIR/_p
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from pathlib import Path
 
@@ -68,6 +69,17 @@ class Store:
                 warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again", stacklevel=2)
         return out
 
+    def sweep(self) -> int:
+        """Remove temporary files left by writers of this host that died mid-write (killed by
+        SIGTERM or SIGKILL); another host's, or a live writer's, stay. Returns how many."""
+        removed = 0
+        for tmp in [*self.root.glob(".*.tmp"), *self.root.glob("_predictions/.*.tmp")]:
+            parts = tmp.name.rsplit(".", 3)  # [".KEY.parquet", host, pid, "tmp"]
+            if len(parts) == 4 and parts[1] == _HOST and parts[2].isdigit() and not _alive(int(parts[2])):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def created_at(self, key: str):
         """When the stored cell's run started (None if absent or unreadable)."""
         try:
@@ -86,14 +98,27 @@ class Store:
         return np.load(f) if f.exists() else None
 
 
+_HOST = socket.gethostname().replace(".", "_")
+
+
 def _atomic(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")  # whose it is, for sweep()
     with open(tmp, "wb") as f:
         write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def load_results(root: str | Path) -> pd.DataFrame:

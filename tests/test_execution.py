@@ -267,3 +267,21 @@ def test_garbage_files_give_clean_errors(tmp_path, data):
     path.write_bytes(data)
     with pytest.raises(UserError):
         load_suite(path)
+
+
+def test_temporary_files_of_dead_writers_are_swept(suite):
+    import os
+    import subprocess
+    import sys
+
+    from mrbench.store import _HOST
+
+    out = suite / "r"
+    mrbench.run(suite=str(suite / "s.toml"), solvers="ols", where="m == 2", out=out, progress=False, report=False)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = {name: out / f".{'a' * 24}.parquet.{name}.tmp" for name in
+            (f"{_HOST}.{dead.stdout.strip()}", f"{_HOST}.{os.getpid()}", f"otherhost.{dead.stdout.strip()}")}
+    for path in [*left.values(), out / ".x.tmp"]:
+        path.write_bytes(b"partial")
+    mrbench.run(suite=str(suite / "s.toml"), solvers="ols", where="m == 2", out=out, progress=False, report=False)
+    assert [p.exists() for p in left.values()] == [False, True, True]  # only the dead local writer's
