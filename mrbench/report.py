@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -149,5 +150,7 @@ def write_report(root: str | Path, output: str | Path | None = None, figures_dir
     html = env.get_template("report.html.j2").render(**context)
     path = Path(output) if output else Path(root) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two runs finishing together: one whole report
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
     return path

@@ -308,3 +308,15 @@ def test_report_keeps_suites_apart_when_they_share_names(tmp_path):
     context, _ = build(tmp_path / "r")
     assert context["superseded"] == 0 and len(context["shifts"]) == 2  # one panel per suite, not one mixed
     assert {b["spec"].split(":")[0] for b in context["leaderboards"]} == {"one", "two"}
+
+
+def test_two_runs_into_one_directory_at_once_lose_and_duplicate_nothing(tiny, tmp_path):
+    out = tmp_path / "r"
+    args = [sys.executable, "-m", "mrbench.cli", "run", "--suite", str(tiny), "--solvers", "ols,ridge,argmin,em",
+            "--seeds", "2", "--quiet", "--out", str(out)]
+    runs = [subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert all(run.wait(timeout=300) == 0 for run in runs), [run.stderr.read() for run in runs]
+    frame = pd.read_parquet(out)
+    assert frame.cell_key.nunique() == 4 * 2 * 4 and not frame.duplicated(["cell_key", "k"]).any()
+    assert len(frame) == 4 * 2 * 4 * 9 and (frame.status == "ok").all()
+    assert not list(out.glob(".*.tmp")) and "</html>" in (out / "_report.html").read_text()
