@@ -202,13 +202,16 @@ def _worker_main(fd: int) -> None:
     conn = Connection(fd)
     load_registry()  # import the solvers, and torch, before the first task arrives
     import torch  # noqa: F401
-    while True:
-        task = conn.recv()
-        if task is None:
-            return
-        execute(task, on_start=lambda key: conn.send(("start", key)),
-                on_done=lambda key, status: conn.send(("done", key, status)))
-        conn.send(("task",))
+    try:
+        while True:
+            task = conn.recv()
+            if task is None:
+                return
+            execute(task, on_start=lambda key: conn.send(("start", key)),
+                    on_done=lambda key, status: conn.send(("done", key, status)))
+            conn.send(("task",))
+    except (EOFError, OSError):  # the parent is gone (killed): nobody to report to
+        return
 
 
 def thread_env(threads: int) -> dict:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from .figures import (
     shift_figures,
 )
 from .leaderboard import current, leaderboard
-from .store import REPORT_NAME, Store, load_results
+from .store import REPORT_NAME, Store, atomic_write, load_results
 
 
 def _png(fig) -> str:
@@ -150,7 +149,4 @@ def write_report(root: str | Path, output: str | Path | None = None, figures_dir
     html = env.get_template("report.html.j2").render(**context)
     path = Path(output) if output else Path(root) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two runs finishing together: one whole report
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: f.write(html.encode("utf-8")))  # two runs finishing together: one report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -51,9 +52,9 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         if predictions is not None:
             self._predictions_path(key).parent.mkdir(exist_ok=True)
-            _atomic(self._predictions_path(key), lambda f: np.save(f, predictions.astype(np.float32)))
+            atomic_write(self._predictions_path(key), lambda f: np.save(f, predictions.astype(np.float32)))
         table = pa.Table.from_pandas(rows[COLUMNS], schema=SCHEMA, preserve_index=False)
-        return _atomic(self.path(key), lambda f: pq.write_table(table, f))
+        return atomic_write(self.path(key), lambda f: pq.write_table(table, f))
 
     def statuses(self) -> dict[str, str]:
         """Cell key -> status of every readable cell file; unreadable files are reported and
@@ -69,13 +70,16 @@ class Store:
                 warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again", stacklevel=2)
         return out
 
-    def sweep(self) -> int:
+    def sweep(self, min_age: float = 600.0) -> int:
         """Remove temporary files left by writers of this host that died mid-write (killed by
-        SIGTERM or SIGKILL); another host's, or a live writer's, stay. Returns how many."""
-        removed = 0
+        SIGTERM or SIGKILL): named by this host, their process gone, and older than `min_age`
+        seconds (a write takes far less; the age also guards containers that share a host name
+        but not process ids). Another host's, or a live writer's, stay. Returns how many."""
+        removed, now = 0, time.time()
         for tmp in [*self.root.glob(".*.tmp"), *self.root.glob("_predictions/.*.tmp")]:
             parts = tmp.name.rsplit(".", 3)  # [".KEY.parquet", host, pid, "tmp"]
-            if len(parts) == 4 and parts[1] == _HOST and parts[2].isdigit() and not _alive(int(parts[2])):
+            if (len(parts) == 4 and parts[1] == _HOST and parts[2].isdecimal() and not _alive(int(parts[2]))
+                    and now - tmp.stat().st_mtime > min_age):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -101,7 +105,7 @@ class Store:
 _HOST = socket.gethostname().replace(".", "_")
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
     tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")  # whose it is, for sweep()
     with open(tmp, "wb") as f:
         write(f)
@@ -114,7 +118,7 @@ def _atomic(path: Path, write) -> Path:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # gone, or no such pid at all
         return False
     except PermissionError:  # someone else's process
         return True

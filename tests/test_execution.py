@@ -279,9 +279,14 @@ def test_temporary_files_of_dead_writers_are_swept(suite):
     out = suite / "r"
     mrbench.run(suite=str(suite / "s.toml"), solvers="ols", where="m == 2", out=out, progress=False, report=False)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = dead.stdout.strip()
     left = {name: out / f".{'a' * 24}.parquet.{name}.tmp" for name in
-            (f"{_HOST}.{dead.stdout.strip()}", f"{_HOST}.{os.getpid()}", f"otherhost.{dead.stdout.strip()}")}
+            (f"{_HOST}.{pid}", f"{_HOST}.{os.getpid()}", f"otherhost.{pid}", f"{_HOST}.{'9' * 20}")}
     for path in [*left.values(), out / ".x.tmp"]:
         path.write_bytes(b"partial")
+        os.utime(path, (1e9, 1e9))  # written long ago
+    young = out / f".{'b' * 24}.parquet.{_HOST}.{pid}.tmp"  # a dead writer's, but written just now
+    young.write_bytes(b"partial")
     mrbench.run(suite=str(suite / "s.toml"), solvers="ols", where="m == 2", out=out, progress=False, report=False)
-    assert [p.exists() for p in left.values()] == [False, True, True]  # only the dead local writer's
+    assert [p.exists() for p in left.values()] == [False, True, True, False]  # only dead local writers'
+    assert young.exists() and (out / ".x.tmp").exists()
