@@ -290,3 +290,11 @@ def test_temporary_files_of_dead_writers_are_swept(suite):
     mrbench.run(suite=str(suite / "s.toml"), solvers="ols", where="m == 2", out=out, progress=False, report=False)
     assert [p.exists() for p in left.values()] == [False, True, True, False]  # only dead local writers'
     assert young.exists() and (out / ".x.tmp").exists()
+
+
+def test_a_numbered_gpu_with_local_workers_is_refused(suite, monkeypatch):
+    import mrbench.runner
+
+    monkeypatch.setattr(mrbench.runner, "resolve_device", lambda device: "cuda:1")  # as on a 2-GPU machine
+    with pytest.raises(UserError, match="use --device cuda"):
+        mrbench.run(suite=str(suite / "s.toml"), solvers="ols", jobs=2, out=suite / "r", progress=False, report=False)
