@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import glob
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -32,9 +31,9 @@ from .errors import UserError
 from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
 from .leaderboard import leaderboard_text
 from .registry import instantiate, load_registry, parse_solver_arg
-from .solver import Solver, canonical_params
+from .solver import Solver, _source, canonical_params
 from .specs import Spec, filter_specs, load_suite, train_spec
-from .store import REPORT_NAME, Store, load_results
+from .store import REPORT_NAME, Store, atomic_write, load_results
 
 
 @dataclass
@@ -61,9 +60,8 @@ class Cell:
 @functools.cache
 def _cell_code() -> str:
     """Data generation and scoring, in every cell's key: a change there redoes every cell."""
-    from . import cells, data, metrics
-
-    return hashlib.sha256("".join(inspect.getsource(m) for m in (cells, data, metrics)).encode()).hexdigest()[:12]
+    sources = "".join(_source(f"mrbench.{m}") for m in ("cells", "data", "metrics"))
+    return hashlib.sha256(sources.encode()).hexdigest()[:12]
 
 
 def resolve_device(device: str) -> str:
@@ -181,9 +179,8 @@ def _record_run(out: Path, suite_obj, cells: list[Cell], context: dict, options:
 def _write_record(record: dict) -> None:
     path = Path(record["_path"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}")
-    tmp.write_text(json.dumps({k: v for k, v in record.items() if k != "_path"}, indent=1, default=str))
-    os.replace(tmp, path)
+    text = json.dumps({k: v for k, v in record.items() if k != "_path"}, indent=1, default=str)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: str | Path = "results",

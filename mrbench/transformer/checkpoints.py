@@ -42,18 +42,17 @@ def find(name: str) -> Path | None:
 
 
 def save(model, meta: dict, directory: Path, name: str) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from ..store import atomic_write  # here: the store imports pandas and pyarrow, lookups need neither
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.safetensors"
     weights = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    sidecar = path.with_suffix(".json")
-    save_file(weights, str(path.with_name(f".{path.name}")))
-    sidecar.with_name(f".{sidecar.name}").write_text(json.dumps({**meta, "config": model.cfg.to_dict()},
-                                                               indent=1, default=str))
+    sidecar = json.dumps({**meta, "config": model.cfg.to_dict()}, indent=1, default=str)
     # each file replaced whole: a crash never leaves a truncated one for find() to accept
-    os.replace(path.with_name(f".{path.name}"), path)
-    os.replace(sidecar.with_name(f".{sidecar.name}"), sidecar)
+    atomic_write(path, lambda f: f.write(save(weights)))
+    atomic_write(path.with_suffix(".json"), lambda f: f.write(sidecar.encode()))
     return path
 
 

@@ -17,6 +17,7 @@ import torch
 
 from ..data import TrainData, make_dataset
 from ..predictors import oracle_predictions
+from ..solver import one_of
 from .model import Config, InContextRegressor
 
 
@@ -119,9 +120,9 @@ def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
 def pairs_at(step: int, recipe: Recipe, total: int, K: int, seconds: float = 0.0) -> int:
     """Curriculum: pairs the loss counts, from 11 up by 2 to all K at half the budget, so
     that the second half trains on whole prompts whatever the budget."""
-    start = min(11, K)
     if not recipe.curriculum:
         return K
+    start = min(11, K)
     half = min(1.0, 2 * _progress(step, 0, total, recipe, seconds))
     return min(K, start + 2 * int(half * math.ceil((K - start) / 2)))
 
@@ -137,8 +138,7 @@ def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
 def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cpu", seed: int = 0,
                 evaluate=None, progress: bool = True) -> tuple[InContextRegressor, History]:
     """Train a fresh model; `evaluate(model) -> dict` is called every `eval_every` steps."""
-    if recipe.position_weights not in ("uniform", "oracle"):
-        raise ValueError(f"position_weights must be 'uniform' or 'oracle', got {recipe.position_weights!r}")
+    one_of("position_weights", recipe.position_weights, ("uniform", "oracle"))
     weights = position_weights(train).to(device) if recipe.position_weights == "oracle" else None
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
