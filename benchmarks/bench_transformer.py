@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mrbench.transformer import checkpoints
 from mrbench.transformer.model import PRESETS, Config, InContextRegressor
 from mrbench.transformer.train import predict
 
@@ -128,7 +129,7 @@ def quality(dirs: list[str], thresholds=(1.05, 1.03, 1.02)):
     oracle (k = 1..k_max) first reached each threshold, and the worst k there and at the end."""
     print("checkpoint | m | sigma | preset | recipe | " + " | ".join(f"s to <= {t}" for t in thresholds)
           + " | final mean | final worst (k) | seconds | first step s")
-    for sidecar in sorted(p for d in dirs for p in Path(d).glob("*.json")):
+    for sidecar in [p for d in dirs for p in checkpoints.sidecars(d)]:
         meta = json.loads(sidecar.read_text())
         r, evals, final = meta["recipe"], meta["evals"], meta["final"]
         if "mean_ratio" in final:
@@ -148,6 +149,59 @@ def quality(dirs: list[str], thresholds=(1.05, 1.03, 1.02)):
               f"{meta.get('first_step_seconds', float('nan')):.1f}")
 
 
+# The CPU study behind the `cpu` preset and recipe: (label, m, preset, extra `mrbench train` options).
+STUDY = [
+    ("2x4x64", 5, "2x4x64", []), ("3x4x64", 5, "3x4x64", []), ("4x4x96", 5, "4x4x96", []),
+    ("2x4x64", 20, "2x4x64", []), ("3x4x64", 20, "3x4x64", []), ("4x4x96", 20, "4x4x96", []),
+    ("3x4x64 no curriculum", 5, "3x4x64", ["--no-curriculum"]),
+    ("3x4x64 lr 2e-3 batch 256", 5, "3x4x64", ["--lr", "2e-3", "--batch-size", "256"]),
+]
+
+
+def curves_train(out: Path, seconds: float, parallel: int = 2):
+    """Train the study's runs, `parallel` processes at a time with one thread each (the
+    cores of the 2-core machine), every run on its own fresh-prompt distribution (quick.toml,
+    sigma = 1), with the cpu recipe and a budget of `seconds` training seconds."""
+    import os
+    import subprocess
+
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = []
+    for i, (label, m, preset, extra) in enumerate(STUDY):
+        run_dir = out / f"{i}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "label").write_text(label)
+        cmd = [sys.executable, "-m", "mrbench.cli", "train", "--where", f"m == {m} and sigma == 1", "--preset",
+               preset, "--seconds", str(seconds), "--eval-seconds", str(seconds / 10), "--out-dir", str(run_dir),
+               *extra]
+        print(" ".join(cmd[2:]), flush=True)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(run_dir / "log", "w")))
+        if len(procs) == parallel:
+            [p.wait() for p in procs]
+            procs = []
+    [p.wait() for p in procs]
+
+
+def curves(dirs: list[str]):
+    """Learning curves from `mrbench train` sidecars: mean (worst-k) NMSE ratio to the oracle
+    against training seconds and prompts seen, at each evaluation."""
+    for sidecar in [p for d in dirs for p in checkpoints.sidecars(d, recursive=True)]:
+        meta = json.loads(sidecar.read_text())
+        label = sidecar.parent / "label"
+        label = label.read_text() if label.exists() else meta["preset"]
+        r = meta["recipe"]
+        print(f"\n{label}: m = {meta['training']['m']}, sigma = {meta['training']['sigma']:g}, "
+              f"{meta['config']['n_layer']}x{meta['config']['n_head']}x{meta['config']['n_embd']} "
+              f"({InContextRegressor(Config(**meta['config'])).n_params():,} parameters), lr {r['lr']:g}, "
+              f"batch {r['batch_size']}, {'curriculum' if r['curriculum'] else 'no curriculum'}, "
+              f"{meta.get('device_name', meta['device'])}")
+        print("  seconds | prompts | pairs | mean ratio | worst ratio (k)")
+        for e in meta["evals"]:
+            if "mean_ratio" in e:
+                print(f"  {e['seconds']:7.0f} | {e.get('samples', 0):7.3g} | {e.get('pairs', '-'):>5} | "
+                      f"{e['mean_ratio']:10.3f} | {e['worst_ratio']:.3f} ({e['worst_k']})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_transformer")
     sub = ap.add_subparsers(dest="what")
@@ -159,11 +213,19 @@ def main(argv=None):
     tp.add_argument("--device", default="cuda")
     qu = sub.add_parser("quality")
     qu.add_argument("dirs", nargs="+")
+    cu = sub.add_parser("curves")
+    cu.add_argument("dirs", nargs="+")
+    cu.add_argument("--train", action="store_true", help="train the study's runs into the first DIR first")
+    cu.add_argument("--seconds", type=float, default=300.0, help="training seconds per run (with --train)")
     args = ap.parse_args(argv)
     if args.what == "throughput":
         throughput(args.preset, args.batch, args.steps, args.device)
     elif args.what == "quality":
         quality(args.dirs)
+    elif args.what == "curves":
+        if args.train:
+            curves_train(Path(args.dirs[0]), args.seconds)
+        curves(args.dirs)
     else:
         cpu_table()
 

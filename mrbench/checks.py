@@ -91,13 +91,25 @@ def check_causal(cls, params):
                                    err_msg=f"predictions at k <= {j} changed with y_{j}: the solver reads labels it must not see")
 
 
+def check_subset_invariance(cls, params):
+    """Predictions for some of the prompts, in another order, are the same rows of the full
+    prediction: a solver must not depend on which other prompts share the call."""
+    ds = _tiny_for(cls)
+    solver, full = _fit_predict(cls, ds, params)
+    rows = np.array([7, 2, 11, 0])
+    part = solver.predict(ds.test.x[rows], hide_query(ds.test.y)[rows])
+    np.testing.assert_allclose(part, np.asarray(full)[rows], rtol=1e-6, atol=1e-8,
+                               err_msg="predictions for a subset of the prompts differ from the same rows of the full call")
+
+
 def check_fast_on_tiny(cls, params, limit=60.0):
     t0 = time.perf_counter()
     _fit_predict(cls, _tiny_for(cls), params)
     assert time.perf_counter() - t0 < limit, f"a tiny spec took more than {limit} s"
 
 
-CHECKS = (check_shapes_and_finite, check_deterministic, check_no_mutation, check_causal, check_fast_on_tiny)
+CHECKS = (check_shapes_and_finite, check_deterministic, check_no_mutation, check_causal, check_subset_invariance,
+          check_fast_on_tiny)
 
 
 def check_solver(cls: type[Solver], params: dict | None = None) -> None:

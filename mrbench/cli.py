@@ -40,17 +40,30 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--where", help="pandas-query filter on spec fields")
     tr.add_argument("--seeds", type=int, default=1,
                     help="as in `mrbench run`: a fixed training set (n_train) differs per seed")
-    tr.add_argument("--preset", default="small", help="paper | small | tiny (default small)")
-    tr.add_argument("--steps", type=int, default=20000)
-    tr.add_argument("--seconds", type=float, help="wall-clock budget per checkpoint")
-    tr.add_argument("--batch-size", type=int, default=256)
-    tr.add_argument("--lr", type=float, default=3e-4)
+    tr.add_argument("--preset", default="cpu",
+                    help="paper | small | cpu | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96 (default cpu, the solver's)")
+    tr.add_argument("--recipe", default="cpu",
+                    help="named recipe the options below override: cpu (2-core CPU, default) | default")
+    tr.add_argument("--steps", type=int, help="step budget")
+    tr.add_argument("--seconds", type=float, help="training-seconds budget per checkpoint (whichever ends first)")
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--warmup", type=float, help="warm-up: a fraction of the budget if < 1, else steps")
     tr.add_argument("--dropout", type=float, default=0.0)
-    tr.add_argument("--curriculum", action="store_true", help="grow the number of pairs during training")
-    tr.add_argument("--position-weights", choices=("uniform", "oracle"), default="uniform",
+    tr.add_argument("--curriculum", action=argparse.BooleanOptionalAction,
+                    help="grow the number of pairs from 11 to all, half-way through the budget")
+    tr.add_argument("--curriculum-dims", action=argparse.BooleanOptionalAction,
+                    help="with the curriculum, also grow the dimension from 5 to d (fresh prompts)")
+    tr.add_argument("--position-weights", choices=("uniform", "oracle"),
                     help="oracle: divide each position's loss by the oracle's MSE there")
     tr.add_argument("--no-compile", action="store_true", help="do not torch.compile on CUDA")
-    tr.add_argument("--eval-every", type=int, default=1000)
+    tr.add_argument("--eval-every", type=int, help="steps between evaluations")
+    tr.add_argument("--eval-seconds", type=float, help="training seconds between evaluations")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from the saved training state (a larger budget extends the run)")
+    tr.add_argument("--state-dir", help="where the training state is kept (default: the --out-dir)")
+    tr.add_argument("--init-from", metavar="CHECKPOINT",
+                    help="start from this checkpoint's weights (name or .safetensors path), e.g. to fine-tune")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--out-dir", help="where to write (default: the user cache, $MRBENCH_CACHE or ~/.cache/mrbench)")
 
@@ -86,24 +99,33 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    import signal
     from pathlib import Path
 
     from .errors import UserError
     from .runner import resolve_device
     from .transformer.command import train_suite
-    from .transformer.model import PRESETS
-    from .transformer.train import Recipe
+    from .transformer.config import RECIPES, make_recipe, preset_shape
 
-    if args.preset not in PRESETS:
-        raise UserError(f"--preset {args.preset!r}: valid presets are {', '.join(PRESETS)}")
-    if args.steps < 1 or args.batch_size < 1 or args.seeds < 1 or args.lr <= 0:
-        raise UserError("--steps, --batch-size and --seeds must be >= 1 and --lr > 0")
-    recipe = Recipe(steps=args.steps, seconds=args.seconds, batch_size=args.batch_size, lr=args.lr,
-                    curriculum=args.curriculum, position_weights=args.position_weights,
-                    compile=False if args.no_compile else None, eval_every=args.eval_every,
-                    warmup=min(500, args.steps // 10))
+    try:
+        preset_shape(args.preset)
+    except ValueError as exc:
+        raise UserError(f"--preset: {exc}") from None
+    if args.recipe not in RECIPES:
+        raise UserError(f"--recipe {args.recipe!r}: valid recipes are {', '.join(RECIPES)}")
+    given = dict(steps=args.steps, seconds=args.seconds, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
+                 curriculum=args.curriculum, curriculum_dims=args.curriculum_dims, position_weights=args.position_weights, eval_every=args.eval_every,
+                 eval_seconds=args.eval_seconds, compile=False if args.no_compile else None)
+    recipe = make_recipe(args.recipe, **given)
+    if (recipe.steps < 1 or recipe.batch_size < 1 or args.seeds < 1 or recipe.lr <= 0 or recipe.warmup < 0
+            or (recipe.seconds is not None and recipe.seconds <= 0)):
+        raise UserError("--steps, --batch-size and --seeds must be >= 1, --lr and --seconds > 0, --warmup >= 0")
+    # a polite kill saves the training state as Ctrl-C does
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     train_suite(args.suite, args.where, args.preset, recipe, resolve_device(args.device),
-                Path(args.out_dir) if args.out_dir else None, args.dropout, args.seeds)
+                Path(args.out_dir) if args.out_dir else None, args.dropout, args.seeds,
+                state_dir=Path(args.state_dir) if args.state_dir else None, resume=args.resume,
+                init_from=args.init_from)
     return 0
 
 
@@ -135,7 +157,9 @@ def main(argv=None) -> int:
         print(f"mrbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mrbench: interrupted; finished cells are stored, rerun to resume", file=sys.stderr)
+        what = ("the training state is saved: add --resume to continue" if args.command == "train"
+                else "finished cells are stored, rerun to resume")
+        print(f"mrbench: interrupted; {what}", file=sys.stderr)
         return 130
 
 

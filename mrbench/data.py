@@ -14,6 +14,7 @@ set is shared by all shifts and noise levels of a pool (common random numbers).
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -151,6 +152,24 @@ class Truth:
     pi: np.ndarray
     sigma: float
     test_coef: np.ndarray | None = None
+    test_x: np.ndarray | None = field(default=None, repr=False)  # the prompts test_coef belongs to
+
+    def coef_for(self, x: np.ndarray) -> np.ndarray:
+        """test_coef of each prompt of x, found by the prompt's content: any subset or order of
+        the test prompts gets its own rows; a prompt that is not a test prompt is an error."""
+        if self._index is None:
+            self._index = {_fingerprint(p): i for i, p in enumerate(self.test_x)}
+        rows = [self._index.get(_fingerprint(p), -1) for p in x]
+        if min(rows, default=0) < 0:
+            raise ValueError(f"prompt {rows.index(-1)} is not one of this spec's test prompts: their "
+                             "coefficients are the only ones known")
+        return self.test_coef[rows]
+
+    _index: dict | None = field(default=None, init=False, repr=False, compare=False)
+
+
+def _fingerprint(prompt_x: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(prompt_x, dtype=np.float32).tobytes(), digest_size=16).digest()
 
 
 @dataclass
@@ -228,7 +247,7 @@ def make_dataset(spec: Spec, train: TrainData | None = None) -> Dataset:
     if spec.family == "sample":
         fixed = spec.components == "fixed"
         truth = Truth(pool=sample_betas(spec, 1, None)[0] if fixed else None, pi=pi, sigma=spec.sigma,
-                      test_coef=test.coef)
+                      test_coef=test.coef, test_x=test.x)
     else:
         truth = Truth(pool=pool, pi=pi, sigma=spec.sigma)
     return Dataset(spec=spec, train=train, test=test, truth=truth)

@@ -24,7 +24,7 @@ from .figures import (
     sample_figures,
     shift_figures,
 )
-from .leaderboard import current, leaderboard
+from .leaderboard import current, leaderboard, models
 from .store import REPORT_NAME, Store, atomic_write, load_results
 
 
@@ -120,6 +120,7 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
         "sample": sample,
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
+        "models": models(results),
     }
     return context, figures + fixed_n + probe + shifts + sample
 

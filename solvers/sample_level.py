@@ -13,7 +13,8 @@ from mrbench.solver import at_least, one_of
 
 
 class SampleOracle(Solver):
-    """Knows each test prompt's beta and pi: x^T sum_k pi_k beta_k at every position."""
+    """Knows each test prompt's beta and pi: x^T sum_k pi_k beta_k at every position. The
+    coefficients come per prompt (`Truth.coef_for`), so any subset of the test prompts works."""
 
     name = "sample_oracle"
     requires_truth = True
@@ -21,13 +22,11 @@ class SampleOracle(Solver):
     families = ("sample",)
 
     def fit(self, train, truth=None):
-        self.coef_ = truth.test_coef
+        self.truth_ = truth
         return self
 
     def predict(self, x, y):
-        if len(x) != len(self.coef_):
-            raise ValueError("sample_oracle predicts the spec's own test prompts only")
-        return np.einsum("nkd,nd->nk", x.astype(np.float64), self.coef_)
+        return np.einsum("nkd,nd->nk", x.astype(np.float64), self.truth_.coef_for(x))
 
 
 class ICLEM(Solver):
@@ -65,19 +64,30 @@ class ICLEM(Solver):
 
     def predict(self, x, y):
         X, Y = torch.from_numpy(x.astype(np.float64)), torch.from_numpy(y.astype(np.float64))
-        gen = torch.Generator().manual_seed(self.seed)
+        starts = self._random_starts(x)
         out = torch.zeros(Y.shape, dtype=torch.float64)
         for i in range(1, X.shape[1]):  # prefix of i pairs predicts position i
-            B, pi = self._em(X[:, :i], Y[:, :i], gen)
+            B, pi = self._em(X[:, :i], Y[:, :i], starts[:, i])
             out[:, i] = torch.einsum("nd,nd->n", X[:, i], (pi[..., None] * B).sum(1))
         return out.numpy()
 
-    def _em(self, x, y, gen):
+    def _random_starts(self, x):
+        """Random directions for every prompt and prefix: (n, k+1, K, d or K). Each prompt's come
+        from the seed and its first x (which every prefix sees), not from its place in the
+        batch, so a prompt gets the same prediction whatever other prompts share the call."""
+        n, K1, d = x.shape
+        width = d if self.init == "random" else min(self.K_, d)
+        keys = (np.frombuffer(np.ascontiguousarray(x[:, 0], dtype=np.float32).tobytes(), dtype=np.uint32)
+                .reshape(n, d).astype(np.uint64))
+        draws = [np.random.default_rng([self.seed, *k]).standard_normal((K1, self.K_, width)) for k in keys]
+        return torch.from_numpy(np.stack(draws))
+
+    def _em(self, x, y, c):
         n, i, d = x.shape
         K, s2 = self.K_, max(self.sigma_, 1e-3) ** 2
         scale = ((y**2).mean(1) - self.sigma_**2).clamp_min(1e-6).sqrt()
         lam = s2 * d / scale**2 if self.ridge == "auto" else torch.full((n,), float(self.ridge), dtype=x.dtype)
-        B = self._start(x, y, scale, gen)
+        B = self._start(x, y, scale, c)
         pi = torch.full((n, K), 1.0 / K, dtype=x.dtype)
         for _ in range(self.iterations):
             r = (y[..., None] - x @ B.transpose(1, 2)) ** 2  # (n, i, K)
@@ -86,11 +96,9 @@ class ICLEM(Solver):
             B = self.m_step(x, y, gamma, B, lam)
         return B, pi
 
-    def _start(self, x, y, scale, gen):
+    def _start(self, x, y, scale, c):
         n, i, d = x.shape
-        K = self.K_
-        r = min(K, d)  # the components span at most d directions
-        c = torch.randn((n, K, d if self.init == "random" else r), generator=gen, dtype=x.dtype)
+        r = min(self.K_, d)  # the components span at most d directions
         c = c / c.norm(dim=-1, keepdim=True)
         if self.init == "random":
             return scale[:, None, None] * c

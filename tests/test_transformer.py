@@ -1,4 +1,5 @@
 """The transformer: model, training loop, checkpoints, `mrbench train`, and the solver."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -96,14 +97,19 @@ def test_checkpoint_roundtrip_lookup_and_sidecar(tmp_path, monkeypatch):
 
 def test_skipped_on_cpu_without_checkpoint_names_mrbench_train(tmp_path, monkeypatch):
     monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))
-    frame = mrbench.run(suite="quick", solvers="transformer", where="m == 5 and sigma == 1", device="cpu",
+    frame = mrbench.run(suite="pathak2023:fig2", solvers="transformer", where="m == 5 and sigma == 1", device="cpu",
                         out=tmp_path / "r", progress=False, report=False)
-    assert (frame.status == "skipped").all() and frame.error.str.contains("mrbench train --suite quick").all()
+    assert (frame.status == "skipped").all()
+    from mrbench.transformer.config import RECIPES
+
+    budget = f"about {RECIPES['cpu'].seconds:.0f} s on the CPU (cpu recipe"  # the recipe's budget
+    assert frame.error.str.contains(budget, regex=False).all()
+    assert frame.error.str.contains("mrbench train --suite pathak2023`").all()
     from mrbench.specs import make_spec
     from mrbench.solvers.transformer import Transformer
 
     fixed = make_spec({"d": 20, "m": 5, "k_max": 60, "n_train": 15000, "suite": "pathak2023"}).with_seed(2)
-    message = Transformer(dropout=0.1).skip_reason(fixed, "cpu")
+    message = Transformer(preset="small", dropout=0.1).skip_reason(fixed, "cpu")
     assert "mrbench train --suite pathak2023 --preset small --dropout 0.1 --seeds 3`" in message  # seeds 0..2
     assert Transformer(preset="tiny", seconds=20, cpu_budget=30).skip_reason(fixed, "cpu") is None  # seconds cap it
 
@@ -119,7 +125,7 @@ def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
         code, out, err = cli("train", "--suite", suite, "--preset", "tiny", "--steps", "60", "--batch-size", "32",
                              "--eval-every", "30")
         assert code == 0, err
-        files = sorted((env_cache / "checkpoints").glob("*.json"))
+        files = checkpoints.sidecars(env_cache / "checkpoints")
         assert len(files) == 1  # the two weight_scale test specs share one training distribution
         meta = json.loads(files[0].read_text())
         assert len(meta["final"]["ratio_per_k"]) == 8 and meta["steps"] == 60 and len(meta["evals"]) == 2
@@ -127,7 +133,8 @@ def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
                 "git_commit"} <= set(meta)
         table = subprocess.run([sys.executable, "-m", "benchmarks.bench_transformer", "quality", env_cache / "checkpoints"],
                                cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True).stdout
-        assert f"{files[0].stem} | 3 | 0.5 | tiny | lr 0.0003, batch 32, uniform weights | - | - | - |" in table
+        assert f"{files[0].stem} | 3 | 0.5 | tiny | lr 0.003, batch 32, uniform weights, curriculum | - | - | - |" in table
+        assert "/60 step [" in err and ".000" not in err  # whole steps in the progress bar
         code, _, err = cli("run", "--suite", suite, "--solvers", "transformer[preset='tiny']", "--out", tmp_path / "r")
         assert code == 0, err
     finally:
@@ -135,6 +142,12 @@ def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
     frame = mrbench.load_results(tmp_path / "r")
     assert (frame.status == "ok").all()
     assert frame["info"].str.contains(files[0].stem).all()
+    from mrbench.leaderboard import leaderboard_text, models
+
+    text = leaderboard_text(frame)
+    assert "transformer[preset=tiny] · tiny preset · 1.92k prompts · CPU " in text  # 60 steps of 32 prompts
+    (entry,) = models(frame)
+    assert entry["checkpoint"].endswith(f"{files[0].stem}.safetensors") and entry["recipe"]["name"] == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -261,3 +274,89 @@ def test_checkpoint_names_for_every_seed_of_a_fixed_training_set():
     names = needed_checkpoints([fixed], "tiny", 0.0, seeds=3)
     assert [s.seed for s in names.values()] == [0, 1, 2]
     assert checkpoints.key(fixed, "tiny", 0) == checkpoints.key(fixed, "tiny", 0.0)  # int and float dropout
+
+
+def test_warm_up_is_a_fraction_of_the_budget():
+    from mrbench.transformer.train import lr_at
+
+    steps = Recipe(steps=1000, lr=1.0, warmup=0.1)
+    assert lr_at(50, steps, 1000) == pytest.approx(0.5) and lr_at(100, steps, 1000) == pytest.approx(1.0)
+    assert lr_at(999, steps, 1000) == pytest.approx(0.1, abs=1e-4)
+    timed = Recipe(steps=10**7, lr=1.0, warmup=0.1, seconds=3000.0)  # 300 s, however many steps that is
+    assert lr_at(10**5, timed, 10**7, seconds=150.0) == pytest.approx(0.5)
+    assert lr_at(10**5, timed, 10**7, seconds=300.0) == pytest.approx(1.0)
+
+
+def test_curriculum_holds_its_first_length_until_the_plateau_is_left():
+    from mrbench.transformer.train import pairs_at
+
+    recipe = Recipe(steps=1000, curriculum=True)
+    assert pairs_at(900, recipe, 1000, 61, grow_from=None) == 11
+    grown = [pairs_at(s, recipe, 1000, 61, grow_from=0.3) for s in range(1000)]
+    assert grown[300] == 11 and grown[649] < 61 and grown[650] == 61  # whole prompts half-way through the rest
+
+
+def _record_lengths(monkeypatch):
+    seen = []
+    forward = InContextRegressor.forward
+
+    def spy(self, x, y):
+        seen.append(x.shape[1])
+        return forward(self, x, y)
+
+    monkeypatch.setattr(InContextRegressor, "forward", spy)
+    return seen
+
+
+def test_uncompiled_curriculum_shortens_the_prompts(monkeypatch):
+    """On the CPU a curriculum step costs what its short prompts cost (masking would not)."""
+    seen = _record_lengths(monkeypatch)
+    ds = tiny_dataset(n_train=None, k_max=40)
+    cfg = Config(d=4, max_pairs=41, **PRESETS["tiny"])
+    _, hist = train_model(ds.train, cfg, Recipe(steps=60, batch_size=8, curriculum=True), "cpu", 0, progress=False)
+    assert seen[0] == 11 and seen[-1] == 41 and seen == sorted(seen)  # the plateau is left by 25% at the latest
+    assert hist.grow_from is not None and hist.grow_from <= 0.25
+    x, y = Sampler(ds.train, "cpu", torch.Generator().manual_seed(0))(5, 7)
+    assert x.shape == (5, 7, 4) and y.shape == (5, 7)
+    fixed = tiny_dataset(n_train=50)
+    x, y = Sampler(fixed.train, "cpu", torch.Generator().manual_seed(0))(5, 3)
+    assert x.shape == (5, 3, 4)  # a fixed set's prompts: shuffled, then cut
+
+
+def test_a_run_resumed_half_way_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    from mrbench.transformer import state
+
+    ds = tiny_dataset(n_train=None, sigma=0.5)
+    cfg = Config(d=4, max_pairs=9, dropout=0.1, **PRESETS["tiny"])  # dropout: the global RNG must resume too
+    recipe = Recipe(steps=40, batch_size=16, lr=3e-3, warmup=0.1, curriculum=True, eval_every=20)
+    whole, hist = train_model(ds.train, cfg, recipe, "cpu", 0, lambda m: {}, progress=False)
+
+    def interrupt(model):
+        raise KeyboardInterrupt  # what Ctrl-C does half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(ds.train, cfg, recipe, "cpu", 0, interrupt, progress=False, state=tmp_path / "run")
+    assert state.exists(tmp_path / "run")
+    saved = json.loads((tmp_path / "run.state.json").read_text())
+    assert saved["step"] == 20 and saved["history"]["samples"] == 320
+    assert (tmp_path / "run.state.safetensors").read_bytes()[:8] != b"\x80\x04\x95"  # no pickle
+    resumed, rhist = train_model(ds.train, cfg, recipe, "cpu", 0, lambda m: {}, progress=False,
+                                 state=tmp_path / "run", resume=True)
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert rhist.steps == hist.steps == 40 and rhist.samples == hist.samples and rhist.resumed_at == [20]
+    assert rhist.pairs == hist.pairs and rhist.loss == hist.loss
+    # a larger budget extends the run from where it stopped
+    longer, lhist = train_model(ds.train, cfg, dataclasses.replace(recipe, steps=60), "cpu", 0, progress=False,
+                                state=tmp_path / "run", resume=True)
+    assert lhist.steps == 60 and lhist.resumed_at == [20, 40] and lhist.pairs == 9
+
+
+def test_fine_tuning_starts_from_the_given_weights():
+    ds = tiny_dataset(n_train=None)
+    base, _ = _train(ds, steps=30)
+    cfg = Config(d=4, max_pairs=9, **PRESETS["tiny"])
+    tuned, _ = train_model(ds.train, cfg, Recipe(steps=1, lr=1e-9, warmup=0), "cpu", 1, init=base.state_dict(),
+                           progress=False)
+    for (name, a), (_, b) in zip(base.state_dict().items(), tuned.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name

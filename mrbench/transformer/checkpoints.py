@@ -65,3 +65,39 @@ def load(path: Path, device: str = "cpu"):
     model = InContextRegressor(Config(**meta["config"]))
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval(), meta
+
+
+def provenance(meta: dict) -> dict:
+    """What produced a model, for the results' `info`: preset, recipe, prompts seen, device and
+    training time (those of a checkpoint it was fine-tuned from included), and a one-line
+    `summary` such as "cpu preset · 3.1M prompts · CPU 70 min" that leaderboards show."""
+    samples, seconds = meta.get("samples") or 0, meta.get("wall_seconds") or 0.0
+    origin = meta.get("init_from") or {}
+    while origin:  # a chain of fine-tunings: count every stage
+        samples, seconds = samples + (origin.get("samples") or 0), seconds + (origin.get("wall_seconds") or 0.0)
+        origin = origin.get("init_from") or {}
+    device = meta.get("device_name") or meta.get("device") or "?"
+    where = "CPU" if device.lower().startswith("cpu") else device
+    summary = f"{meta.get('preset')} preset · {_count(samples)} prompts · {where} {_duration(seconds)}"
+    out = {k: meta.get(k) for k in ("preset", "steps", "samples", "wall_seconds", "device_name", "recipe")}
+    return out | {"samples_total": samples, "seconds_total": round(seconds, 1), "summary": summary,
+                  **({"init_from": meta["init_from"].get("checkpoint")} if meta.get("init_from") else {})}
+
+
+def _count(n: float) -> str:
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def sidecars(directory: Path, recursive: bool = False) -> list[Path]:
+    """The checkpoint sidecars (NAME.json) in a directory, not the training states beside them."""
+    found = Path(directory).rglob("*.json") if recursive else Path(directory).glob("*.json")
+    return sorted(p for p in found if not p.name.endswith(".state.json"))

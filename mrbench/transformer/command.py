@@ -11,9 +11,10 @@ from ..data import TrainData, hide_query, make_dataset, make_pool
 from ..metrics import nmse_curve
 from ..predictors import argmin, oracle_predictions
 from ..runner import git_commit
+from ..errors import UserError
 from ..specs import filter_specs, load_suite, train_spec
-from . import checkpoints
-from .model import PRESETS, Config
+from . import checkpoints, state
+from .config import Config, preset_shape
 from .train import Recipe, predict, train_model
 
 
@@ -66,24 +67,58 @@ def needed_checkpoints(specs, preset: str, dropout: float, seeds: int = 1) -> di
     return needed
 
 
+def device_name(device: str) -> str:
+    """What trained it, for sidecars and leaderboards: the GPU's name, or the CPU threads."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
 def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, device: str, out_dir: Path | None,
-                dropout: float = 0.0, seeds: int = 1, echo=print) -> list[Path]:
+                dropout: float = 0.0, seeds: int = 1, echo=print, state_dir: Path | None = None,
+                resume: bool = False, init_from: str | None = None) -> list[Path]:
+    """Train (or, with `resume`, continue) every checkpoint the suite's selected specs need.
+    The training state lives in `state_dir` (default: beside the checkpoints) as
+    NAME.state.safetensors and NAME.state.json; `init_from` names a checkpoint (or a path)
+    whose weights the training starts from."""
     written = []
+    out_dir = out_dir or checkpoints.user_dir()
     specs = filter_specs(load_suite(suite).specs, where)
+    init = _initial_weights(init_from) if init_from else None
     for name, spec in needed_checkpoints(specs, preset, dropout, seeds).items():
-        echo(f"training {name} for {spec.name} ({preset}, {recipe.steps} steps, device {device})")
-        cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=dropout, **PRESETS[preset])
+        prefix = (state_dir or out_dir) / name
+        budget = f"{recipe.seconds:g} s" if recipe.seconds else f"{recipe.steps} steps"
+        echo(f"{'resuming' if resume and state.exists(prefix) else 'training'} {name} for {spec.name} "
+             f"({preset} preset, {recipe.name} recipe, {budget}, device {device})")
+        cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=dropout, **preset_shape(preset))
         train = TrainData(train_spec(spec), make_pool(spec.d, spec.m, spec.pool_seed))
         evaluate = evaluator(spec, device)
-        model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate)
+        model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate, state=prefix,
+                                  resume=resume, init=init and init[0])
         final = evaluate(model)
         echo(f"  {summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)")
         meta = {"training": train.spec.__dict__ | {"pi": train.spec.pi}, "preset": preset, "recipe": recipe.to_dict(),
                 "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
-                "first_step_seconds": round(hist.first_step_seconds, 3),
-                "device": device, "final": final, "evals": hist.evals, "loss": hist.loss,
+                "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
+                "device": device, "device_name": device_name(device), "final": final, "evals": hist.evals,
+                "loss": hist.loss, "init_from": init and init[1],
                 "mrbench_version": __version__, "git_commit": git_commit(),
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        written.append(checkpoints.save(model, meta, out_dir or checkpoints.user_dir(), name))
+        written.append(checkpoints.save(model, meta, out_dir, name))
         echo(f"  wrote {written[-1]}")
     return written
+
+
+def _initial_weights(source: str) -> tuple[dict, dict]:
+    """The weights of a checkpoint (a name, found as the solver finds it, or a path) and a
+    record of where they came from, for the sidecar."""
+    path = Path(source) if source.endswith(".safetensors") else checkpoints.find(source)
+    if path is None or not path.exists():
+        raise UserError(f"--init-from {source!r}: no such checkpoint (a name NAME as in NAME.safetensors "
+                        f"in {checkpoints.user_dir()} or the package, or a path to a .safetensors file)")
+    model, meta = checkpoints.load(path)
+    origin = {k: meta.get(k) for k in ("preset", "steps", "samples", "wall_seconds", "device_name", "init_from")}
+    sigma = meta.get("training", {}).get("sigma")
+    return model.state_dict(), {"checkpoint": path.stem, "sigma": sigma, **origin}

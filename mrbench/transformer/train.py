@@ -1,16 +1,18 @@
 """Training the in-context regressor: fresh prompts every step, or a fixed training set with
 each prompt's pairs shuffled and its prefix dropped (Pathak et al., Appendix C.1).
 
-Shapes stay fixed for the whole run (a curriculum on the number of pairs masks the loss instead
-of shortening the prompts), so torch.compile compiles once. On CUDA, by default: bf16 autocast
-and torch.compile; on the CPU: float32, deterministic under the seed.
+A curriculum on the number of pairs shortens the prompts when the model is not compiled (the
+CPU: a step costs what its prompts do) and masks the loss when it is (CUDA: shapes stay fixed,
+so torch.compile compiles once). On CUDA, by default: bf16 autocast and torch.compile; on the
+CPU: float32 eager (faster there than bf16 or compiled), deterministic under the seed with a
+step budget, also across `resume`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,42 +20,27 @@ import torch
 from ..data import TrainData, make_dataset
 from ..predictors import oracle_predictions
 from ..solver import one_of
+from .config import RECIPES, Recipe  # noqa: F401  (re-exported)
 from .model import Config, InContextRegressor
 
 
 @dataclass
-class Recipe:
-    steps: int = 20000
-    seconds: float | None = None  # wall-clock budget; whichever of steps/seconds ends first
-    batch_size: int = 256
-    lr: float = 3e-4
-    warmup: int = 500
-    weight_decay: float = 0.0
-    # number of pairs trained on: 11, growing by 2 up to k_max + 1 half-way through the budget
-    curriculum: bool = False
-    # "uniform": plain MSE over all positions; "oracle": each position's squared error divided
-    # by the oracle's MSE there (plus 1% of E[y^2], so sigma = 0 stays finite), which makes the
-    # loss track the mean NMSE ratio to the oracle and weighs short prefixes by their ratio
-    position_weights: str = "uniform"
-    compile: bool | None = None  # torch.compile; None: on CUDA only
-    bf16: bool | None = None  # bf16 autocast; None: on CUDA only
-    eval_every: int = 1000
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
 class History:
-    """`seconds` is training time after the first step (which compiles on CUDA) and without
-    evaluations: the time a seconds budget and every evaluation's "seconds" count."""
+    """`seconds` is training time after the first step of each process (which compiles on
+    CUDA) and without evaluations: the time a seconds budget and every evaluation's
+    "seconds" count."""
 
     steps: int = 0
     samples: int = 0
     seconds: float = 0.0
     first_step_seconds: float = 0.0
+    pairs: int = 0  # the curriculum's position: never shrinks, also when a resumed run extends the budget
+    dims: int = 0
+    grow_from: float | None = None  # the budget position where the curriculum started to grow
+    plateau_ema: list[float] = field(default_factory=list)  # running training loss and mean y^2 until then
     loss: list[float] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)  # steps at which training was resumed
 
 
 class Sampler:
@@ -72,14 +59,20 @@ class Sampler:
             self.x = torch.as_tensor(data.x, device=device)
             self.y = torch.as_tensor(data.y, dtype=torch.float32, device=device)
 
-    def __call__(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, b: int, pairs: int | None = None, dims: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """b prompts of `pairs` pairs (default all K): fresh ones are drawn that long, a fixed
+        set's are shuffled and cut to it (the prefix randomly dropped, Appendix C.1). Fresh
+        prompts' x are zero beyond the first `dims` coordinates (a fixed set's are as stored)."""
+        K = pairs or self.train.K
         if not self.train.streaming:
             idx = torch.randint(len(self.x), (b,), generator=self.gen, device=self.device)
-            order = torch.rand((b, self.x.shape[1]), generator=self.gen, device=self.device).argsort(1)
+            order = torch.rand((b, self.x.shape[1]), generator=self.gen, device=self.device).argsort(1)[:, :K]
             return (torch.take_along_dim(self.x[idx], order[..., None], 1),
                     torch.take_along_dim(self.y[idx], order, 1))
-        s, K = self.spec, self.train.K
+        s = self.spec
         x = torch.randn((b, K, s.d), generator=self.gen, device=self.device)
+        if dims is not None and dims < s.d:
+            x[..., dims:] = 0.0
         noise = torch.randn((b, K), generator=self.gen, device=self.device)
         if s.family == "sample":
             z = torch.multinomial(self.pi, b * K, replacement=True, generator=self.gen).view(b, K)
@@ -111,20 +104,51 @@ def _progress(step: int, start: int, total: int, recipe: Recipe, seconds: float)
 
 def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak at the end of the budget."""
-    if step < recipe.warmup:
-        return recipe.lr * (step + 1) / recipe.warmup
-    progress = _progress(step, recipe.warmup, total, recipe, seconds)
+    if recipe.warmup >= 1:  # in steps
+        if step < recipe.warmup:
+            return recipe.lr * (step + 1) / recipe.warmup
+        progress = _progress(step, int(recipe.warmup), total, recipe, seconds)
+    else:  # a fraction of the budget
+        progress = _progress(step, 0, total, recipe, seconds)
+        if progress < recipe.warmup:
+            return recipe.lr * max(progress / recipe.warmup, 0.01)
+        progress = (progress - recipe.warmup) / (1 - recipe.warmup)
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def pairs_at(step: int, recipe: Recipe, total: int, K: int, seconds: float = 0.0) -> int:
-    """Curriculum: pairs the loss counts, from 11 up by 2 to all K at half the budget, so
-    that the second half trains on whole prompts whatever the budget."""
+# The curriculum holds its first length until the model leaves the initial plateau (its
+# training loss below PLATEAU_EXIT times the mean y^2 of the batches), or until this fraction
+# of the budget has passed, whichever comes first.
+PLATEAU_EXIT, HOLD_AT_MOST = 0.5, 0.25
+
+
+def _grown(step: int, recipe: Recipe, total: int, seconds: float, grow_from: float | None) -> float:
+    """How far the curriculum has grown, 0 to 1: 0 until the budget position `grow_from`
+    (None: not yet), then linearly to 1 half-way through the rest of the budget, so that the
+    end trains on whole prompts whatever the budget."""
+    if grow_from is None:
+        return 0.0
+    progress = _progress(step, 0, total, recipe, seconds)
+    return min(1.0, max(0.0, progress - grow_from) / max((1 - grow_from) / 2, 1e-9))
+
+
+def pairs_at(step: int, recipe: Recipe, total: int, K: int, seconds: float = 0.0,
+             grow_from: float | None = 0.0) -> int:
+    """Curriculum: pairs trained on, from 11 up by 2 to all K."""
     if not recipe.curriculum:
         return K
     start = min(11, K)
-    half = min(1.0, 2 * _progress(step, 0, total, recipe, seconds))
-    return min(K, start + 2 * int(half * math.ceil((K - start) / 2)))
+    return min(K, start + 2 * int(_grown(step, recipe, total, seconds, grow_from) * math.ceil((K - start) / 2)))
+
+
+def dims_at(step: int, recipe: Recipe, total: int, d: int, seconds: float = 0.0,
+            grow_from: float | None = 0.0) -> int:
+    """Curriculum on the dimension (Garg et al.), for fresh prompts: x is zero beyond the
+    first dims_at coordinates, from 5 up by 1 to all d, growing with the pairs."""
+    if not (recipe.curriculum and recipe.curriculum_dims):
+        return d
+    start = min(5, d)
+    return start + int(_grown(step, recipe, total, seconds, grow_from) * (d - start))
 
 
 def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
@@ -136,70 +160,149 @@ def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
 
 
 def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cpu", seed: int = 0,
-                evaluate=None, progress: bool = True) -> tuple[InContextRegressor, History]:
-    """Train a fresh model; `evaluate(model) -> dict` is called every `eval_every` steps."""
+                evaluate=None, progress: bool = True, state=None, resume: bool = False,
+                state_every: float = 120.0, init=None) -> tuple[InContextRegressor, History]:
+    """Train a model; `evaluate(model) -> dict` is called every `eval_every` steps (or
+    `eval_seconds` training seconds).
+
+    With `state` (a path prefix), the training state is saved there every `state_every` wall
+    seconds, at the end and on KeyboardInterrupt; with `resume`, training continues from it.
+    The schedule is a function of the position in the budget (steps, or seconds), so a resumed
+    run with a larger budget stretches the rest of its cosine and curriculum over the new
+    budget; the curriculum never shrinks. On the CPU with a step budget, a run resumed at any
+    step ends with the same weights as one never interrupted. `init`: a state dict the weights
+    start from (fine-tuning), instead of the random initialization."""
+    from . import state as saved
+
     one_of("position_weights", recipe.position_weights, ("uniform", "oracle"))
     weights = position_weights(train).to(device) if recipe.position_weights == "oracle" else None
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     model = InContextRegressor(cfg).to(device)
+    if init is not None:
+        model.load_state_dict(init)
     cuda = device.startswith("cuda")
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=cuda or None)
-    bf16 = cuda if recipe.bf16 is None else recipe.bf16
-    # the uncompiled model evaluates and predicts: other batch sizes never recompile
-    step_fn = torch.compile(model) if (cuda if recipe.compile is None else recipe.compile) else model
-    sample, K = Sampler(train, device, gen), cfg.max_pairs
     hist = History()
-    from tqdm.auto import tqdm
+    if resume and state is not None and saved.exists(state):
+        doc = saved.load(state, model, opt, gen)
+        hist = History(**doc["history"])
+        hist.resumed_at.append(hist.steps)
+    bf16 = cuda if recipe.bf16 is None else recipe.bf16
+    compiled = cuda if recipe.compile is None else recipe.compile
+    # the uncompiled model evaluates and predicts: other batch sizes never recompile
+    step_fn = torch.compile(model) if compiled else model
+    sample, K = Sampler(train, device, gen), cfg.max_pairs
 
-    # with a seconds budget the bar counts training seconds, so that its ETA means something
-    timed = recipe.seconds is not None
-    bar = tqdm(total=recipe.seconds if timed else recipe.steps, disable=not progress,
-               unit="s" if timed else "step", dynamic_ncols=True)
+    def save_state():
+        if state is not None:
+            saved.save(state, model, opt, gen, hist, {"recipe": recipe.to_dict(), "config": cfg.to_dict(),
+                                                      "training": train.spec.canonical(), "seed": seed})
 
     def clock() -> float:
         if cuda:
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    start = clock()
+    bar = _Bar(recipe, hist, progress)
+    first, start, last_save = hist.steps, clock(), time.perf_counter()
+    next_eval = (hist.evals[-1]["seconds"] if hist.evals else 0.0) + (recipe.eval_seconds or math.inf)
     model.train()
-    for step in range(recipe.steps):
-        elapsed = hist.seconds + time.perf_counter() - start
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe, recipe.steps, elapsed)
-        x, y = sample(recipe.batch_size)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            pred = step_fn(x, y)
-        err = (pred.float() - y) ** 2
-        if weights is not None:
-            err = err * weights
-        # the curriculum masks the pairs beyond the current length: the shapes stay fixed
-        loss = err[:, : pairs_at(step, recipe, recipe.steps, K, elapsed)].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        hist.steps, hist.samples = step + 1, hist.samples + recipe.batch_size
-        if step == 0:  # compilation happens here; the clocks start after it
-            hist.first_step_seconds = clock() - start
-            start = clock()
-        if step % 50 == 0 or step == recipe.steps - 1:
-            hist.loss.append(loss.item())
-            bar.set_postfix(loss=f"{hist.loss[-1]:.4f}", **({"step": step + 1} if timed else {}), refresh=False)
-        if evaluate is not None and (step + 1) % recipe.eval_every == 0:
+    try:
+        for step in range(first, recipe.steps):
+            elapsed = hist.seconds + time.perf_counter() - start
+            if recipe.seconds is not None and elapsed >= recipe.seconds:
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, recipe, recipe.steps, elapsed)
+            if recipe.curriculum and hist.grow_from is None and _progress(step, 0, recipe.steps, recipe, elapsed) >= HOLD_AT_MOST:
+                hist.grow_from = HOLD_AT_MOST
+            hist.pairs = max(hist.pairs, pairs_at(step, recipe, recipe.steps, K, elapsed, hist.grow_from))
+            hist.dims = max(hist.dims, dims_at(step, recipe, recipe.steps, cfg.d, elapsed, hist.grow_from))
+            # compiled: full prompts and a masked loss (fixed shapes); else prompts that long
+            x, y = sample(recipe.batch_size, None if compiled else hist.pairs, hist.dims)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                pred = step_fn(x, y)
+            err = (pred.float() - y) ** 2
+            if weights is not None:
+                err = err * weights[: err.shape[1]]
+            loss = err[:, : hist.pairs].mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if recipe.curriculum and hist.grow_from is None:  # on the plateau: has the loss left it?
+                now = [loss.item(), (y[:, : hist.pairs].float() ** 2).mean().item()]
+                ema = hist.plateau_ema or now
+                hist.plateau_ema = [0.98 * a + 0.02 * b for a, b in zip(ema, now)]
+                if step >= 100 and hist.plateau_ema[0] < PLATEAU_EXIT * hist.plateau_ema[1]:
+                    hist.grow_from = _progress(step, 0, recipe.steps, recipe, hist.seconds + time.perf_counter() - start)
+            hist.steps, hist.samples = step + 1, hist.samples + recipe.batch_size
+            if step == first:  # compilation happens here; the clocks start after it
+                hist.first_step_seconds += clock() - start
+                start = clock()
+            if step % 50 == 0 or step == recipe.steps - 1:
+                hist.loss.append(loss.item())
+            elapsed = hist.seconds + time.perf_counter() - start
+            if evaluate is not None and ((step + 1) % recipe.eval_every == 0 or elapsed >= next_eval):
+                hist.seconds += clock() - start
+                start = None  # evaluations are not training time
+                model.eval()
+                hist.evals.append({"step": step + 1, "seconds": hist.seconds, "samples": hist.samples,
+                                   "pairs": hist.pairs, **evaluate(model)})
+                model.train()
+                next_eval = hist.seconds + (recipe.eval_seconds or math.inf)
+                start = clock()
+                elapsed = hist.seconds
+            bar.update(elapsed, loss)
+            if time.perf_counter() - last_save >= state_every:
+                save_state()
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        if start is not None:
             hist.seconds += clock() - start
-            model.eval()
-            hist.evals.append({"step": step + 1, "seconds": hist.seconds, **evaluate(model)})
-            model.train()
-            start = clock()
-        elapsed = hist.seconds + time.perf_counter() - start
-        bar.update(min(elapsed, recipe.seconds) - bar.n if timed else 1)
-        if timed and elapsed >= recipe.seconds:
-            break
+        save_state()
+        bar.close()
+        raise
     hist.seconds += clock() - start
+    save_state()
     bar.close()
     model.eval()
     return model, hist
+
+
+class _Bar:
+    """Progress in whole seconds (with a seconds budget) or steps, with steps/s, the loss and
+    the latest evaluation."""
+
+    def __init__(self, recipe: Recipe, hist: History, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.timed, self.hist = recipe.seconds is not None, hist
+        total = recipe.seconds if self.timed else recipe.steps
+        unit = "s" if self.timed else "step"
+        fmt = "{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit + " [{elapsed}<{remaining}{postfix}]"
+        self.bar = tqdm(total=total, initial=hist.seconds if self.timed else hist.steps, disable=not enabled,
+                        bar_format=fmt, dynamic_ncols=True, mininterval=1.0)
+        self.t0, self.step0 = time.perf_counter(), hist.steps
+
+    def update(self, elapsed: float, loss: torch.Tensor) -> None:
+        if self.bar.disable:
+            return
+        self.bar.update(min(elapsed, self.bar.total) - self.bar.n if self.timed else 1)
+        if self.hist.steps % 20 == 0:
+            rate = (self.hist.steps - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
+            post = f", step {self.hist.steps}, {rate:.1f} steps/s, loss {loss.item():.4f}"
+            if self.hist.pairs:
+                post += f", {self.hist.pairs} pairs" + (f" in {self.hist.dims} dims" if self.hist.dims else "")
+            last = self.hist.evals[-1] if self.hist.evals else {}
+            if "mean_ratio" in last:
+                post += f", ratio {last['mean_ratio']:.3f} (worst {last['worst_ratio']:.2f})"
+            elif "mean_nmse" in last:
+                post += f", NMSE {last['mean_nmse']:.4f}"
+            self.bar.set_postfix_str(post.lstrip(", "), refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 @torch.no_grad()

@@ -1,0 +1,45 @@
+"""The checkpoints shipped in mrbench/checkpoints/, found the way a run finds them (through the
+solver, by the key of quick.toml's training distributions), each checked against its target on
+1000 fresh prompts (a seed no suite uses)."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from mrbench.data import hide_query, make_dataset
+from mrbench.metrics import nmse_curve
+from mrbench.predictors import argmin, oracle_predictions
+from mrbench.solvers.least_squares import OLS
+from mrbench.solvers.transformer import Transformer
+from mrbench.specs import load_suite
+from mrbench.transformer import checkpoints
+
+# sigma = 1: the largest mean NMSE ratio to the oracle posterior mean over k = 1..60;
+# sigma = 0 (the oracle's NMSE is 0): the largest mean NMSE as a fraction of OLS's.
+TARGETS = {(5, 1.0): 1.05, (20, 1.0): 1.10, (5, 0.0): 0.5, (20, 0.0): 0.5}
+
+
+@pytest.mark.parametrize("m,sigma", list(TARGETS))
+def test_shipped_checkpoint_reaches_its_target(m, sigma, tmp_path, monkeypatch):
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))  # the shipped checkpoints only
+    (spec,) = [s for s in load_suite("quick").specs if s.m == m and s.sigma == sigma]
+    solver = Transformer().set_context(seed=0, device="cpu")
+    assert solver.skip_reason(spec, "cpu") is None
+    ds = make_dataset(dataclasses.replace(spec, n_test=1000, seed=4242))
+    solver.fit(ds.train)
+    assert Path(solver.checkpoint_).parent == checkpoints.shipped_dir()
+    y = hide_query(ds.test.y)
+
+    def mean_nmse(pred):
+        return nmse_curve(pred, ds.test.y, spec.d)[0][1:]
+
+    nmse = mean_nmse(solver.predict(ds.test.x, y))
+    if sigma > 0:
+        ratio = nmse / mean_nmse(oracle_predictions(ds))
+        print(f"m = {m}, sigma = {sigma}: mean ratio {ratio.mean():.4f}, worst {ratio.max():.4f} at k = {ratio.argmax() + 1}")
+        assert ratio.mean() <= TARGETS[m, sigma]
+    else:
+        ols = mean_nmse(OLS().predict(ds.test.x, y)).mean()
+        print(f"m = {m}, sigma = 0: mean NMSE {nmse.mean():.4g}, OLS {ols:.4g}, "
+              f"argmin {mean_nmse(argmin(ds.test.x, y, ds.truth.pool)).mean():.3g}")
+        assert nmse.mean() <= TARGETS[m, sigma] * ols
