@@ -23,20 +23,26 @@ import numpy as np
 import torch
 
 from mrbench.transformer import checkpoints
+from mrbench.transformer.config import preset_shape
 from mrbench.transformer.model import PRESETS, Config, InContextRegressor
 from mrbench.transformer.train import predict
 
-MODES = ["bf16-compiled", "fp32-eager"]
+MODES = ["bf16-compiled", "fp32-eager"]  # the GPU table
+CPU_MODES = ["fp32-eager", "bf16-autocast", "fp32-compiled"]  # the CPU table
 
 
 class TrainStep:
-    """One optimizer step of a preset on a fixed random batch, compiled in bf16 or eager in fp32."""
+    """One optimizer step of a preset (or LxHxW shape) on a fixed random batch: `mode` says
+    whether it runs under bf16 autocast ("bf16" in it) and torch.compile ("compiled" in it).
+    The GPU table's bf16-compiled falls back to fp32 eager without CUDA (a smoke test)."""
 
     def __init__(self, mode: str, preset: str = "paper", batch: int = 1024, device: str = "cuda", K: int = 61):
         torch.manual_seed(0)
-        self.model = InContextRegressor(Config(d=20, max_pairs=K, **PRESETS[preset])).to(device)
-        self.bf16 = mode == "bf16-compiled" and device.startswith("cuda")
-        self.step = torch.compile(self.model) if self.bf16 else self.model
+        self.model = InContextRegressor(Config(d=20, max_pairs=K, **preset_shape(preset))).to(device)
+        cuda = device.startswith("cuda")
+        smoke = mode == "bf16-compiled" and not cuda
+        self.bf16 = "bf16" in mode and not smoke
+        self.step = torch.compile(self.model) if "compiled" in mode and not smoke else self.model
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=device.startswith("cuda") or None)
         self.x, self.y = torch.randn(batch, K, 20, device=device), torch.randn(batch, K, device=device)
         self.tokens, self.device = batch * (2 * K - 1), device
@@ -49,19 +55,21 @@ class TrainStep:
             torch.cuda.synchronize()
 
     def __call__(self):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16):
             loss = ((self.step(self.x, self.y).float() - self.y) ** 2).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
 
-    def tokens_per_second(self, steps: int = 20) -> float:
+    def tokens_per_second(self, steps: int = 20, seconds: float = 0.0) -> float:
+        """Tokens per second over `steps` steps, or more until `seconds` have passed."""
         self.sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
+        t0, done = time.perf_counter(), 0
+        while done < steps or time.perf_counter() - t0 < seconds:
             self()
+            done += 1
         self.sync()
-        return steps * self.tokens / (time.perf_counter() - t0)
+        return done * self.tokens / (time.perf_counter() - t0)
 
 
 class TransformerPredict:
@@ -99,6 +107,27 @@ class TransformerTrainCUDA:
         return self.step.tokens_per_second()
 
     track_tokens_per_second.unit = "tokens/s"
+
+
+CPU_SHAPES = ["2x4x64", "cpu", "4x4x96", "small"]  # the cpu preset is 3x4x64
+
+
+def cpu_training_table(threads=(1, 2), batches=(64, 256), shapes=CPU_SHAPES, seconds: float = 3.0):
+    """Training tokens/s and prompts/s of full prompts (61 pairs, d = 20) per shape, batch,
+    mode and thread count: what the CPU recipe was chosen from."""
+    print("shape | parameters | threads | batch | mode | tokens/s | prompts/s | first 3 steps s")
+    for n in threads:
+        torch.set_num_threads(n)
+        for shape in shapes:
+            params = InContextRegressor(Config(d=20, max_pairs=61, **preset_shape(shape))).n_params()
+            for batch in batches:
+                for mode in CPU_MODES:
+                    t0 = time.perf_counter()
+                    step = TrainStep(mode, shape, batch, "cpu")  # 3 warm-up steps (compilation)
+                    first = time.perf_counter() - t0
+                    rate = step.tokens_per_second(steps=3, seconds=seconds)
+                    print(f"{shape} | {params:,} | {n} | {batch} | {mode} | {rate / 1e3:.1f}k | "
+                          f"{rate / 121:.0f} | {first:.1f}", flush=True)
 
 
 def cpu_table():
@@ -205,7 +234,8 @@ def curves(dirs: list[str]):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_transformer")
     sub = ap.add_subparsers(dest="what")
-    sub.add_parser("cpu")
+    cp = sub.add_parser("cpu")
+    cp.add_argument("--training", action="store_true", help="also training throughput per shape, batch, mode, threads")
     tp = sub.add_parser("throughput")
     tp.add_argument("--preset", default="paper", choices=list(PRESETS))
     tp.add_argument("--batch", type=int, default=1024)
@@ -228,6 +258,8 @@ def main(argv=None):
         curves(args.dirs)
     else:
         cpu_table()
+        if args.training:
+            cpu_training_table()
 
 
 if __name__ == "__main__":
