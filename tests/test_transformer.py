@@ -360,3 +360,16 @@ def test_fine_tuning_starts_from_the_given_weights():
                            progress=False)
     for (name, a), (_, b) in zip(base.state_dict().items(), tuned.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_checkpoint_keys_survive_new_spec_fields():
+    """Shipped checkpoints are found by key: a field added to Spec must not rename them."""
+    from mrbench.specs import Spec, load_suite
+
+    (spec,) = [s for s in load_suite("quick").specs if s.m == 5 and s.sigma == 1]
+    assert checkpoints.key(spec, "cpu", 0.0) == "cpu-aef67ab8a547e4df"  # the name shipped for quick.toml
+    extended = dataclasses.make_dataclass("Extended", [("x_scales", tuple, None)], bases=(Spec,), frozen=True)
+    same = extended(**dataclasses.asdict(spec))
+    assert checkpoints.key(same, "cpu", 0.0) == "cpu-aef67ab8a547e4df"
+    assert checkpoints.key(extended(**dataclasses.asdict(spec) | {"x_scales": (1.0, 2.0)}), "cpu", 0.0) != \
+        "cpu-aef67ab8a547e4df"
