@@ -25,6 +25,7 @@ from typing import Callable
 from .cells import FAILED, TIMEOUT, base_row, frame, run_cell
 from .data import TrainData, make_dataset, make_pool
 from .errors import UserError
+from .metrics import prompt_nmse
 from .registry import instantiate, load_registry
 from .specs import Spec, train_spec
 from .store import Store
@@ -88,7 +89,8 @@ def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable
         on_start(job.key)
         rows, pred = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job), task.device,
                               task.context, fits)
-        store.write(job.key, rows, pred if job.keep_predictions else None)
+        scores = None if pred is None else prompt_nmse(pred, _dataset(job.spec).test.y, job.spec.d)
+        store.write(job.key, rows, pred if job.keep_predictions else None, scores)
         on_done(job.key, rows["status"].iloc[0])
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
+from . import formatting as fmt
 from .cells import FINAL, OK
 
 REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
@@ -18,9 +20,11 @@ def current(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["cell_key"].isin(set(latest))].reset_index(drop=True)
 
 
-def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
+def leaderboard(results: pd.DataFrame, store=None) -> pd.DataFrame:
     """Per spec: solvers ranked by mean NMSE over k = 1..k_max (averaged over seeds), with the
-    excess over and ratio to the family's Bayes-optimal oracle."""
+    excess over and ratio to the family's Bayes-optimal oracle. With the results' `store`,
+    a rank counts only the solvers significantly better on the same prompts (paired), so
+    solvers whose difference is within its uncertainty share a rank."""
     cells = results.drop_duplicates("cell_key")
     ok = cells[cells["status"] == OK]
     if ok.empty:
@@ -36,7 +40,44 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     # a ratio to an oracle whose NMSE is 0 (sigma = 0) means nothing: left empty there
     table["ratio"] = table["nmse"] / table["spec"].map(ref.where(ref > 1e-12))
     table["rank"] = table.groupby("spec")["nmse"].rank(method="min").astype(int)
-    return table.sort_values(["spec", "rank"]).reset_index(drop=True)
+    table["paired"] = False
+    if store is not None:
+        for spec, idx in table.groupby("spec").groups.items():
+            ranks = paired_ranks(ok[ok["spec"] == spec], store)
+            if ranks:
+                table.loc[idx, "rank"] = table.loc[idx, "label"].map(ranks)
+                table.loc[idx, "paired"] = True
+    return table.sort_values(["spec", "rank", "nmse"]).reset_index(drop=True)
+
+
+Z = 1.96  # two-sided 95%
+
+
+def paired_difference(a: dict, b: dict) -> tuple[float, float]:
+    """Mean and standard error of a - b over the prompts both saw: `a` and `b` map a seed to
+    its per-prompt mean NMSE (each seed draws its own test prompts, the same for every solver)."""
+    seeds = sorted(set(a) & set(b))
+    diff = np.concatenate([a[s] - b[s] for s in seeds])
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
+def paired_ranks(cells: pd.DataFrame, store) -> dict[str, int] | None:
+    """1 + the number of solvers significantly better (|mean difference| beyond 1.96 paired
+    standard errors, and beyond 1e-12: oracles at sigma = 0 differ by rounding only), per
+    label; None where a cell has no stored per-prompt scores (results of older versions)."""
+    scores: dict[str, dict] = {}
+    for _, cell in cells.drop_duplicates("cell_key").iterrows():
+        values = store.prompt_scores(cell["cell_key"])
+        if values is None:
+            return None
+        scores.setdefault(cell["label"], {})[cell["seed"]] = values
+    better = {label: 0 for label in scores}
+    for a in scores:
+        for b in scores:
+            if a != b and set(scores[a]) & set(scores[b]):
+                mean, se = paired_difference(scores[b], scores[a])
+                better[a] += bool(mean < -max(Z * se, 1e-12))  # b is significantly lower than a
+    return {label: 1 + n for label, n in better.items()}
 
 
 def _info(text) -> dict:
@@ -65,17 +106,21 @@ def models(results: pd.DataFrame) -> list[dict]:
     return [e | {"specs": ", ".join(dict.fromkeys(e["specs"]))} for e in out.values()]
 
 
-def leaderboard_text(results: pd.DataFrame) -> str:
-    table = leaderboard(results)
+def leaderboard_text(results: pd.DataFrame, store=None) -> str:
+    table = leaderboard(results, store)
     cells = results.drop_duplicates("cell_key")
     lines = []
-    cols = ["rank", "label", "nmse", "se", "ratio", "fit_s", "predict_s", "oracle"]
     for spec, part in (table.groupby("spec", sort=False) if not table.empty else []):
-        lines.append(f"\n== {spec}")
-        view = part[cols].copy()
-        view["oracle"] = view["oracle"].map({True: "oracle", False: ""})
-        view["label"] = [f"{lab} · {det}" if det else lab for lab, det in zip(part["label"], part["detail"])]
-        lines.append(view.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        tie = " (shared rank: difference within 1.96 paired SE)" if part["paired"].all() else ""
+        lines.append(f"\n== {spec}{tie}")
+        view = pd.DataFrame({
+            "rank": part["rank"], "solver": [f"{lab} · {det}" if det else lab for lab, det in zip(part["label"], part["detail"])],
+            "mean NMSE": part["nmse"].map(fmt.num), "SE": part["se"].map(lambda v: fmt.num(v, 2)),
+            "excess": part["excess"].map(fmt.signed), "ratio": part["ratio"].map(fmt.num),
+            "fit": part["fit_s"].map(fmt.duration), "predict": part["predict_s"].map(fmt.duration),
+            "": part["oracle"].map({True: "oracle", False: ""})})
+        width = view["solver"].str.len().max()
+        lines.append(view.to_string(index=False, justify="left", formatters={"solver": lambda v: v.ljust(width)}))
     for _, row in cells[~cells["status"].isin(FINAL)].iterrows():
         first = (row["error"] or "").splitlines()[0] if row["error"] else ""
         lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")

@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import __version__
+from . import formatting as fmt
 from .cells import FINAL, OK
 from .figures import (
     curve_figure,
@@ -64,8 +65,8 @@ def probes(results: pd.DataFrame, store: Store, reference: str) -> dict[str, pd.
     return out
 
 
-def _leaderboards(results: pd.DataFrame) -> list[dict]:
-    table = leaderboard(results)
+def _leaderboards(results: pd.DataFrame, store: Store) -> list[dict]:
+    table = leaderboard(results, store)
     cells = results.drop_duplicates("cell_key")
     boards = []
     for spec in dict.fromkeys(cells["spec"]):
@@ -79,8 +80,8 @@ def _leaderboards(results: pd.DataFrame) -> list[dict]:
     return boards
 
 
-def _avg_ranks(results: pd.DataFrame) -> list[dict]:
-    table = leaderboard(results)
+def _avg_ranks(results: pd.DataFrame, store: Store) -> list[dict]:
+    table = leaderboard(results, store)
     if table.empty:
         return []
     ranks = table.groupby("label").agg(mean_rank=("rank", "mean"), specs=("spec", "nunique"),
@@ -110,25 +111,20 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
     fixed_n = fixed_n_figures(results)
     shifts = shift_figures(results)
     sample = sample_figures(results)
-    probe = probe_figures(probes(results, Store(root), reference), reference)
+    store = Store(root)
+    probe = probe_figures(probes(results, store, reference), reference)
     problems = cells[~cells["status"].isin(FINAL)][["spec", "seed", "label", "status", "error"]].to_dict("records")
     context = {
         "title": f"mrbench report: {root.name}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": __version__, "n_cells": len(cells), "counts": cells["status"].value_counts().to_dict(),
-        "leaderboards": _leaderboards(results), "avg_ranks": _avg_ranks(results),
+        "leaderboards": _leaderboards(results, store), "avg_ranks": _avg_ranks(results, store),
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
         "sample": sample,
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
         "models": models(results),
     }
     return context, figures + fixed_n + probe + shifts + sample
-
-
-def _num(value, digits: int = 4) -> str:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) or np.isnan(value):
-        return ""
-    return f"{value:.{digits}g}"
 
 
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
@@ -146,7 +142,7 @@ def write_report(root: str | Path, output: str | Path | None = None, figures_dir
     for f in figures:
         plt.close(f.fig)
     env = Environment(loader=PackageLoader("mrbench", "templates"), autoescape=select_autoescape(default=True))
-    env.filters["num"] = _num
+    env.filters.update(num=fmt.num, signed=fmt.signed, duration=fmt.duration, megabytes=fmt.megabytes)
     html = env.get_template("report.html.j2").render(**context)
     path = Path(output) if output else Path(root) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)

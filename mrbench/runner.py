@@ -265,7 +265,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     results = load_results(out)
     results = results[results["cell_key"].isin({c.key for c in cells})].reset_index(drop=True)
     if progress:
-        echo(leaderboard_text(results))
+        echo(leaderboard_text(results, Store(out)))
     if report:
         existing = out / REPORT_NAME
         if any(status != SKIPPED for status in ran) or not existing.exists():  # else nothing new to show

@@ -3,7 +3,8 @@
 `DIR/<cell key>.parquet` holds the cell's rows (one per prefix length k, or a single row with
 k null for a failed or skipped cell). Files are written to a dot-prefixed temporary name and
 renamed into place, so a reader (or `pandas.read_parquet(DIR)`) never sees a partial file:
-readers ignore names that start with '.' or '_'. Raw predictions live in `DIR/_predictions/`.
+readers ignore names that start with '.' or '_'. Raw predictions live in `DIR/_predictions/`,
+each cell's per-prompt mean NMSE (for paired comparisons) in `DIR/_prompts/`.
 """
 from __future__ import annotations
 
@@ -48,11 +49,16 @@ class Store:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.parquet"
 
-    def write(self, key: str, rows: pd.DataFrame, predictions: np.ndarray | None = None) -> Path:
+    def write(self, key: str, rows: pd.DataFrame, predictions: np.ndarray | None = None,
+              prompt_scores: np.ndarray | None = None) -> Path:
+        """The cell's rows, and optionally its raw predictions (float32) and its per-prompt
+        mean NMSE (float64, for paired comparisons); the rows last, since they mark the cell done."""
         self.root.mkdir(parents=True, exist_ok=True)
-        if predictions is not None:
-            self._predictions_path(key).parent.mkdir(exist_ok=True)
-            atomic_write(self._predictions_path(key), lambda f: np.save(f, predictions.astype(np.float32)))
+        for path, array in ((self._predictions_path(key), None if predictions is None else predictions.astype(np.float32)),
+                            (self._prompts_path(key), prompt_scores)):
+            if array is not None:
+                path.parent.mkdir(exist_ok=True)
+                atomic_write(path, lambda f, a=array: np.save(f, a))
         table = pa.Table.from_pandas(rows[COLUMNS], schema=SCHEMA, preserve_index=False)
         return atomic_write(self.path(key), lambda f: pq.write_table(table, f))
 
@@ -76,7 +82,7 @@ class Store:
         seconds (a write takes far less; the age also guards containers that share a host name
         but not process ids). Another host's, or a live writer's, stay. Returns how many."""
         removed, now = 0, time.time()
-        for tmp in [*self.root.glob(".*.tmp"), *self.root.glob("_predictions/.*.tmp")]:
+        for tmp in [*self.root.glob(".*.tmp"), *self.root.glob("_predictions/.*.tmp"), *self.root.glob("_prompts/.*.tmp")]:
             parts = tmp.name.rsplit(".", 3)  # [".KEY.parquet", host, pid, "tmp"]
             if (len(parts) == 4 and parts[1] == _HOST and parts[2].isdecimal() and not _alive(int(parts[2]))
                     and now - tmp.stat().st_mtime > min_age):
@@ -99,6 +105,14 @@ class Store:
 
     def predictions(self, key: str) -> np.ndarray | None:
         f = self._predictions_path(key)
+        return np.load(f) if f.exists() else None
+
+    def _prompts_path(self, key: str) -> Path:
+        return self.root / "_prompts" / f"{key}.npy"
+
+    def prompt_scores(self, key: str) -> np.ndarray | None:
+        """The cell's per-prompt mean NMSE over k = 1..k_max (None for cells stored without)."""
+        f = self._prompts_path(key)
         return np.load(f) if f.exists() else None
 
 

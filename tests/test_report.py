@@ -2,6 +2,7 @@
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 import mrbench
@@ -117,3 +118,32 @@ def test_report_in_headless_chromium(results, tmp_path):
     assert boards and all(n == n_solvers for n in boards), boards
     assert "<script>alert(1)</script>" in text  # shown as text
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_paired_ranks_share_a_rank_within_the_uncertainty():
+    import pandas as pd
+
+    from mrbench.leaderboard import paired_ranks
+
+    rng = np.random.default_rng(0)
+    base = rng.exponential(1.0, size=(2, 500))  # two seeds of 500 prompts
+    scores = {"a": base, "b": base + rng.normal(0, 1e-3, size=base.shape),  # same up to noise
+              "c": base + 0.05 + rng.normal(0, 1e-3, size=base.shape), "d": base * (1 + 1e-14)}  # c clearly worse
+
+    class Store:
+        def prompt_scores(self, key):
+            label, seed = key.split("/")
+            return scores[label][int(seed)]
+
+    cells = pd.DataFrame([{"cell_key": f"{lab}/{s}", "label": lab, "seed": s} for lab in scores for s in (0, 1)])
+    assert paired_ranks(cells, Store()) == {"a": 1, "b": 1, "c": 4, "d": 1}
+    assert paired_ranks(cells, type("Empty", (), {"prompt_scores": lambda self, key: None})()) is None
+
+
+def test_leaderboard_reads_three_digits_dashes_and_units():
+    from mrbench import formatting as fmt
+
+    assert fmt.num(0.0711234) == "0.0711" and fmt.num(float("nan")) == "—" and fmt.num(None) == "—"
+    assert fmt.signed(-1.58e-7) == "-1.58e-07" and fmt.signed(0.0149) == "+0.0149"
+    assert fmt.duration(0.0123) == "12.3 ms" and fmt.duration(1.234) == "1.23 s" and fmt.duration(300) == "5 min"
+    assert fmt.duration(float("nan")) == "—" and fmt.megabytes(766.4) == "766"
