@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", help="output HTML file (default: RESULTS/_report.html)")
     rep.add_argument("--figures", help="also write every figure as PNG and SVG into this directory")
     rep.add_argument("--reference", default="transformer", help="solver label for the distance probe")
+    rep.add_argument("--claims", action="store_true", help="also print the claims scorecard on the console")
 
     tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")
     tr.add_argument("--suite", default="quick")
@@ -95,6 +96,15 @@ def _cmd_report(args) -> int:
     if not Path(args.results).is_dir():
         raise UserError(f"{args.results}: no such results directory")
     print(f"report: {write_report(args.results, args.output, args.figures, args.reference)}")
+    if args.claims:
+        from .claims import scorecard_text
+        from .leaderboard import current
+        from .report import load_runs, scorecard
+        from .store import Store, load_results
+
+        root = Path(args.results)
+        verdicts = scorecard(current(load_results(root)), load_runs(root), Store(root))
+        print(scorecard_text(verdicts) if verdicts else "no claims: the suites of these results declare none")
     return 0
 
 

@@ -65,6 +65,27 @@ def probes(results: pd.DataFrame, store: Store, reference: str) -> dict[str, pd.
     return out
 
 
+def scorecard(results: pd.DataFrame, runs: list[dict], store: Store) -> list:
+    """The verdict of every claim of the suites in the results (found through the run records'
+    suite paths, else by built-in name)."""
+    from .claims import evaluate
+    from .errors import UserError
+    from .specs import load_suite
+
+    paths = {r.get("suite"): r.get("suite_path") for r in runs}
+    verdicts = []
+    for suite in dict.fromkeys(results["suite"].dropna()):
+        for ref in (paths.get(suite), suite):
+            try:
+                loaded = load_suite(ref) if ref else None
+            except UserError:
+                continue
+            if loaded is not None and loaded.name == suite:
+                verdicts += evaluate(loaded.claims, results, store, suite)
+                break
+    return verdicts
+
+
 def _leaderboards(results: pd.DataFrame, store: Store) -> list[dict]:
     table = leaderboard(results, store)
     cells = results.drop_duplicates("cell_key")
@@ -93,7 +114,7 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
     """Everything the template shows, and the figures."""
     root = Path(root)
     stored = load_results(root)
-    results = current(stored)
+    results = stored_current = current(stored)
     runs = load_runs(root)
     cells = results.drop_duplicates("cell_key")
     stored_keys = set(stored["cell_key"])
@@ -122,7 +143,7 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
         "sample": sample,
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
-        "models": models(results),
+        "models": models(results), "scorecard": scorecard(stored_current, runs, store),
     }
     return context, figures + fixed_n + probe + shifts + sample
 

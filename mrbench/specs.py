@@ -187,6 +187,7 @@ class Suite:
     # per section: the solvers its figure compares, and whether it needs stored predictions
     section_solvers: dict[str, list[str]] = field(default_factory=dict)
     save_predictions: set[str] = field(default_factory=set)
+    claims: list = field(default_factory=list)  # mrbench.claims.Claim: the papers' claims, checked by the report
 
     def solvers_for(self, spec: Spec) -> str:
         """The solver request a spec runs with when the command names none."""
@@ -262,9 +263,10 @@ def load_suite(ref: str | Path) -> Suite:
 
 def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) -> Suite:
     where = str(path)
-    unknown = set(raw) - {"suite", "defaults", "sections"}
+    unknown = set(raw) - {"suite", "defaults", "sections", "claims"}
     if unknown:
-        raise UserError(f"{where}: unknown top-level table(s) {sorted(unknown)}; expected [suite], [defaults], [sections.NAME]")
+        raise UserError(f"{where}: unknown top-level table(s) {sorted(unknown)}; expected [suite], [defaults], "
+                        f"[sections.NAME], [claims.NAME]")
     meta = raw.get("suite", {})
     defaults = raw.get("defaults", {})
     sections = raw.get("sections", {})
@@ -305,8 +307,14 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
                 raise UserError(f"{sec_where}: two specs share the name '{spec.name}'{hint}")
             seen.add(spec.name)
             specs.append(spec)
+    claims = []
+    if raw.get("claims"):
+        from .claims import parse_claims
+        from .registry import load_registry
+
+        claims = parse_claims(where, raw["claims"], sections, load_registry())
     return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers,
-                 sections=descriptions, section_solvers=section_solvers, save_predictions=predictions)
+                 sections=descriptions, section_solvers=section_solvers, save_predictions=predictions, claims=claims)
 
 
 def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:

@@ -1,0 +1,355 @@
+"""Claims: a paper's sentence, declared as data in a suite file and checked against the store.
+
+    [claims.fig2_near_bayes]
+    quote = "..."                       # the paper's words
+    source = "Pathak et al. 2023, Sec. 3.1, Fig. 2"
+    sections = ["fig2"]                 # where it is measured (every section when omitted)
+    where = "sigma > 0"                 # optional: a condition on the spec fields
+    metric = "ratio"                    # one of METRICS
+    solver = "transformer"              # a solver label, as in the results
+    reference = "posterior_mean"        # ratio, worst_ratio
+    holds_if = "<= 1.05"                # "<= X", ">= X" or "in [A, B]"
+
+Metrics (each value carries a 95% interval; over every spec the claim covers, the one
+furthest from holding counts):
+- ratio: mean NMSE over k = k_from..k_to of `solver` over `reference`'s. Paired over the
+  same prompts (and seeds) when the per-prompt scores are stored and the range is 1..k_max
+  (delta method); otherwise from the per-k standard errors, unpaired and assuming the errors
+  at different k fully correlated (a wider interval).
+- worst_ratio: the largest per-k ratio over k = k_from..k_to; per-k delta-method intervals.
+- probe_closest: which of `candidates` is closest to `solver` in d_k^sq (mean over k, stored
+  predictions); holds when it is `expected`; inconclusive unless it is also closer than the
+  runner-up on significantly more than half of the prompts (a sign test: d^2 has heavy tails,
+  OLS's spike at k = d above all, which a t interval on the mean would let decide).
+- slope: least-squares slope of log(error) against log(`field`) over the specs, where the
+  error is the mean excess MSE at the last query for the sample-level family, else the mean
+  NMSE excess over `reference`; t interval.
+`unmeasurable = "reason"` lists a claim the suites cannot measure (a baseline not shipped).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+
+METRICS = ("ratio", "worst_ratio", "probe_closest", "slope")
+SLOPE_FIELDS = ("k_max", "n_train", "d", "snr", "m", "sigma")
+_KEYS = {"quote", "source", "sections", "where", "metric", "solver", "reference", "holds_if", "k_from", "k_to",
+         "candidates", "expected", "field", "unmeasurable"}
+Z = 1.96
+HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "fails", "inconclusive", "not measured"
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    quote: str
+    source: str
+    metric: str
+    solver: str = ""
+    sections: tuple[str, ...] = ()
+    where: str | None = None
+    reference: str | None = None
+    holds_if: tuple = ()  # ("<=", x), (">=", x) or ("in", a, b)
+    k_from: int = 1
+    k_to: int | None = None
+    candidates: tuple[str, ...] = ()
+    expected: str | None = None
+    field: str | None = None
+    unmeasurable: str | None = None
+
+    def threshold(self) -> str:
+        if self.metric == "probe_closest":
+            return f"closest is {self.expected}"
+        op = self.holds_if
+        return f"in [{op[1]:g}, {op[2]:g}]" if op and op[0] == "in" else (f"{op[0]} {op[1]:g}" if op else "")
+
+
+@dataclass
+class Verdict:
+    claim: Claim
+    verdict: str
+    value: float | str | None = None
+    low: float | None = None
+    high: float | None = None
+    detail: str = ""
+    specs: list[str] = field(default_factory=list)
+
+    def measured(self) -> str:
+        if self.value is None:
+            return self.detail
+        if isinstance(self.value, str):
+            return f"{self.value} ({self.detail})" if self.detail else self.value
+        return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]" + (f" ({self.detail})" if self.detail else "")
+
+
+# ---------------------------------------------------------------------------------- parsing
+def parse_claims(where: str, raw: dict, sections: dict, registry: dict) -> list[Claim]:
+    """Claims of a suite file, validated: an unknown metric, solver, section or field is a
+    UserError naming it and the valid choices (when the suite is loaded, not after a run)."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: [claims.NAME] must be tables")
+    out = []
+    for name, table in raw.items():
+        at = f"{where}: [claims.{name}]"
+        if not isinstance(table, dict):
+            raise UserError(f"{at} must be a table")
+        unknown = set(table) - _KEYS
+        if unknown:
+            raise UserError(f"{at}: unknown field(s) {sorted(unknown)}; valid: {', '.join(sorted(_KEYS))}")
+        metric = table.get("metric")
+        if metric not in METRICS:
+            raise UserError(f"{at}: metric {metric!r} is unknown; valid metrics: {', '.join(METRICS)}")
+        secs = table.get("sections", list(sections))
+        if not isinstance(secs, list) or not secs:
+            raise UserError(f"{at}: sections must be a non-empty list of section names")
+        for sec in secs:
+            if sec not in sections:
+                raise UserError(f"{at}: section {sec!r} is unknown; sections: {', '.join(sections)}")
+        for key in ("quote", "source"):
+            if not isinstance(table.get(key), str) or not table[key]:
+                raise UserError(f"{at}: '{key}' (a non-empty string) is required")
+        label = _labeler(at, registry)
+        candidates = tuple(label(c) for c in table.get("candidates", ()))
+        claim = Claim(name=name, quote=table["quote"], source=table["source"], metric=metric,
+                      solver=label(table.get("solver")), sections=tuple(secs), where=table.get("where"),
+                      reference=label(table["reference"]) if "reference" in table else None,
+                      holds_if=_holds_if(at, table.get("holds_if"), metric), k_from=table.get("k_from", 1),
+                      k_to=table.get("k_to"), candidates=candidates,
+                      expected=label(table["expected"]) if "expected" in table else None, field=table.get("field"),
+                      unmeasurable=table.get("unmeasurable"))
+        _check_metric_fields(at, claim)
+        out.append(claim)
+    return out
+
+
+def _labeler(at: str, registry: dict):
+    """A solver request as written in a suite ("em[init='spectral']") -> its results label."""
+    from .registry import instantiate, parse_solver_arg
+
+    def label(text) -> str:
+        if not isinstance(text, str):
+            raise UserError(f"{at}: solver {text!r} must be a string such as \"em[init='spectral']\"")
+        try:
+            (solver,) = instantiate(registry, parse_solver_arg(text))
+        except (UserError, ValueError) as exc:
+            raise UserError(f"{at}: {exc}") from None
+        return solver.label()
+
+    return label
+
+
+def _holds_if(at: str, text, metric: str) -> tuple:
+    if metric == "probe_closest":
+        return ()
+    m = re.fullmatch(r"\s*(<=|>=)\s*(\S+)\s*", str(text)) or re.fullmatch(r"\s*in\s*\[\s*(\S+)\s*,\s*(\S+)\s*\]\s*", str(text))
+    try:
+        if m and m.re.pattern.startswith(r"\s*(<="):
+            return (m.group(1), float(m.group(2)))
+        if m:
+            return ("in", float(m.group(1)), float(m.group(2)))
+    except ValueError:
+        pass
+    raise UserError(f"{at}: holds_if {text!r} must read '<= X', '>= X' or 'in [A, B]'")
+
+
+def _check_metric_fields(at: str, c: Claim) -> None:
+    if c.metric in ("ratio", "worst_ratio") and not c.reference:
+        raise UserError(f"{at}: metric {c.metric} needs a 'reference' solver")
+    if c.metric == "probe_closest" and (not c.candidates or c.expected not in c.candidates):
+        raise UserError(f"{at}: probe_closest needs 'candidates' (solver labels) and 'expected', one of them")
+    if c.metric == "slope" and c.field not in SLOPE_FIELDS:
+        raise UserError(f"{at}: field {c.field!r} is unknown for a slope; valid fields: {', '.join(SLOPE_FIELDS)}")
+    if not (isinstance(c.k_from, int) and c.k_from >= 1) or not (c.k_to is None or isinstance(c.k_to, int) and c.k_to >= c.k_from):
+        raise UserError(f"{at}: k_from must be an integer >= 1 and k_to (optional) >= k_from")
+
+
+# ------------------------------------------------------------------------------- evaluation
+def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | None = None) -> list[Verdict]:
+    """The verdict of every claim on the current cells of `results` (a report's view)."""
+    return [_evaluate(c, results if suite is None else results[results["suite"] == suite], store) for c in claims]
+
+
+def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
+    if c.unmeasurable:
+        return Verdict(c, NOT_MEASURED, detail=c.unmeasurable)
+    part = results[results["section"].isin(c.sections)]
+    if c.where and not part.empty:
+        part = part[part.eval(c.where, engine="python").astype(bool)]
+    ok = part[part["status"] == "ok"]
+    needed = [c.solver] + ([c.reference] if c.reference else []) + list(c.candidates)
+    for label in needed:
+        if ok[ok["label"] == label].empty:
+            why = part[part["label"] == label].drop_duplicates("cell_key")
+            reason = (f"{label}: {why['status'].iloc[0]}: {str(why['error'].iloc[0]).splitlines()[0]}" if not why.empty
+                      else f"{label} was not run on {', '.join(c.sections)}")
+            return Verdict(c, NOT_MEASURED, detail=reason)
+    return {"ratio": _ratio, "worst_ratio": _worst_ratio, "probe_closest": _probe, "slope": _slope}[c.metric](c, ok, store)
+
+
+def _judge(c: Claim, low: float, high: float) -> str:
+    op = c.holds_if
+    if op[0] == "<=":
+        return HOLDS if high <= op[1] else FAILS if low > op[1] else INCONCLUSIVE
+    if op[0] == ">=":
+        return HOLDS if low >= op[1] else FAILS if high < op[1] else INCONCLUSIVE
+    return HOLDS if op[1] <= low and high <= op[2] else FAILS if high < op[1] or low > op[2] else INCONCLUSIVE
+
+
+def _worst(c: Claim, measured: list[tuple]) -> Verdict:
+    """Of per-spec (spec, value, low, high, detail), the one furthest from holding."""
+    order = {FAILS: 0, INCONCLUSIVE: 1, HOLDS: 2}
+    sign = -1 if c.holds_if[0] == "<=" else 1
+
+    def badness(m):
+        return (order[_judge(c, m[2], m[3])], sign * m[1])
+
+    spec, value, low, high, detail = min(measured, key=badness)
+    return Verdict(c, _judge(c, low, high), value, low, high, f"{spec}{'; ' + detail if detail else ''}",
+                   [m[0] for m in measured])
+
+
+def _curve(cells: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Mean NMSE and SE per k of one label (over seeds: mean, SE combined)."""
+    rows = cells[cells["label"] == label].assign(var=lambda f: f["nmse_se"] ** 2)
+    g = rows.groupby("k")
+    return pd.DataFrame({"nmse": g["nmse"].mean(), "se": np.sqrt(g["var"].sum()) / g["seed"].nunique()})
+
+
+def _k_range(c: Claim, k_max: int) -> range:
+    return range(c.k_from, (c.k_to or k_max) + 1)
+
+
+def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
+    measured = []
+    for spec, cells in ok.groupby("spec", sort=False):
+        k_max = int(cells["k_max"].iloc[0])
+        paired = _paired_ratio(cells, c, store) if (c.k_from, c.k_to or k_max) == (1, k_max) else None
+        if paired is not None:
+            value, se = paired
+            detail = "paired over prompts"
+        else:
+            ks = list(_k_range(c, k_max))
+            a, b = _curve(cells, c.solver).loc[ks], _curve(cells, c.reference).loc[ks]
+            A, B = a["nmse"].mean(), b["nmse"].mean()
+            value = A / B
+            se = value * math.hypot(a["se"].mean() / A, b["se"].mean() / B)
+            detail = "per-k SEs, unpaired"
+        if not math.isfinite(value):
+            continue
+        measured.append((spec, value, value - Z * se, value + Z * se, detail))
+    if not measured:
+        return Verdict(c, NOT_MEASURED, detail="the reference's NMSE is 0 (no ratio)")
+    return _worst(c, measured)
+
+
+def _paired_ratio(cells: pd.DataFrame, c: Claim, store) -> tuple[float, float] | None:
+    """mean(a) / mean(b) over the same prompts, with its delta-method SE: var(a - R b) / (n mean(b)^2)."""
+    a, b = [], []
+    for seed, part in cells.groupby("seed"):
+        keys = {lab: part[part["label"] == lab]["cell_key"] for lab in (c.solver, c.reference)}
+        if any(k.empty for k in keys.values()):
+            continue
+        sa, sb = store.prompt_scores(keys[c.solver].iloc[0]), store.prompt_scores(keys[c.reference].iloc[0])
+        if sa is None or sb is None:
+            return None
+        a.append(sa)
+        b.append(sb)
+    if not a:
+        return None
+    a, b = np.concatenate(a), np.concatenate(b)
+    if b.mean() <= 1e-12:
+        return float("nan"), float("nan")
+    r = a.mean() / b.mean()
+    return float(r), float((a - r * b).std(ddof=1) / (math.sqrt(len(a)) * b.mean()))
+
+
+def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
+    measured = []
+    for spec, cells in ok.groupby("spec", sort=False):
+        ks = list(_k_range(c, int(cells["k_max"].iloc[0])))
+        a, b = _curve(cells, c.solver).loc[ks], _curve(cells, c.reference).loc[ks]
+        r = a["nmse"] / b["nmse"]
+        se = r * np.hypot(a["se"] / a["nmse"], b["se"] / b["nmse"])
+        if not np.isfinite(r).all():
+            continue
+        k = int(r.idxmax())
+        within = [kk for kk in ks if (r.loc[kk:] + Z * se.loc[kk:] <= c.holds_if[-1]).all()] if c.holds_if[0] == "<=" else []
+        detail = f"at k = {k}" + (f"; within from k = {within[0]} on" if within else "")
+        # the worst k decides: fails if some k is beyond the threshold with certainty
+        low, high = float((r - Z * se).max()), float((r + Z * se).max())
+        measured.append((spec, float(r.max()), low, high, detail))
+    if not measured:
+        return Verdict(c, NOT_MEASURED, detail="the reference's NMSE is 0 (no ratio)")
+    return _worst(c, measured)
+
+
+def _probe(c: Claim, ok: pd.DataFrame, store) -> Verdict:
+    """The closest candidate per spec; the claim holds where `expected` is closest in every spec."""
+    worst: Verdict | None = None
+    specs = []
+    for spec, cells in ok.groupby("spec", sort=False):
+        seed = cells["seed"].min()
+        part = cells[cells["seed"] == seed].drop_duplicates("cell_key").set_index("label")
+        f = store.predictions(part.loc[c.solver, "cell_key"])
+        if f is None:
+            return Verdict(c, NOT_MEASURED, detail=f"{spec}: predictions of {c.solver} not stored (--save-predictions)")
+        dist = {}
+        for cand in c.candidates:
+            g = store.predictions(part.loc[cand, "cell_key"])
+            if g is None:
+                return Verdict(c, NOT_MEASURED, detail=f"{spec}: predictions of {cand} not stored (--save-predictions)")
+            dist[cand] = ((f.astype(np.float64) - g)[:, 1:] ** 2).mean(axis=1)  # per prompt, mean over k
+        ranked = sorted(dist, key=lambda k: dist[k].mean())
+        best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+        closer = None if second is None else float((dist[best] < dist[second]).mean())
+        sure = closer is None or closer > 0.5 + Z * 0.5 / math.sqrt(len(dist[best]))
+        verdict = (HOLDS if best == c.expected else FAILS) if sure else INCONCLUSIVE
+        detail = f"{spec}: d² {dist[best].mean():.3g}" + (
+            f", next {second} {dist[second].mean():.3g}, closer on {closer:.0%} of prompts" if second else "")
+        specs.append(spec)
+        if worst is None or [FAILS, INCONCLUSIVE, HOLDS].index(verdict) < [FAILS, INCONCLUSIVE, HOLDS].index(worst.verdict):
+            worst = Verdict(c, verdict, best, detail=detail)
+    worst.specs = specs
+    return worst
+
+
+def _slope(c: Claim, ok: pd.DataFrame, store) -> Verdict:
+    xs, ys = [], []
+    for spec, cells in ok.groupby("spec", sort=False):
+        rows = cells[cells["label"] == c.solver]
+        if rows["excess_mse"].notna().any():
+            last = rows[rows["k"] == rows["k"].max()]
+            err = last["excess_mse"].mean()
+        else:
+            err = cells[cells["label"] == c.solver]["nmse_avg"].mean() - cells[cells["label"] == c.reference]["nmse_avg"].mean()
+        x = rows[c.field].iloc[0]
+        if err > 0 and x is not None and x > 0:
+            xs.append(math.log(float(x)))
+            ys.append(math.log(float(err)))
+    if len(xs) < 3:
+        return Verdict(c, NOT_MEASURED, detail=f"{len(xs)} specs with a positive error; a slope needs 3")
+    X = np.column_stack([np.ones(len(xs)), xs])
+    coef, *_ = np.linalg.lstsq(X, np.array(ys), rcond=None)
+    resid = np.array(ys) - X @ coef
+    cov = (resid @ resid / (len(xs) - 2)) * np.linalg.inv(X.T @ X)
+    from scipy.stats import t
+
+    half = t.ppf(0.975, len(xs) - 2) * math.sqrt(cov[1, 1])
+    slope = float(coef[1])
+    return Verdict(c, _judge(c, slope - half, slope + half), slope, slope - half, slope + half,
+                   f"{len(xs)} specs, log error against log {c.field}")
+
+
+# ------------------------------------------------------------------------------- rendering
+def scorecard_text(verdicts: list[Verdict]) -> str:
+    lines = ["claim | source | measured [95% interval] | holds if | verdict"]
+    for v in verdicts:
+        lines.append(f"{v.claim.name} | {v.claim.source} | {v.measured()} | {v.claim.threshold()} | {v.verdict}")
+        lines.append(f"    \"{v.claim.quote}\"")
+    return "\n".join(lines)

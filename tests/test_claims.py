@@ -1,0 +1,167 @@
+"""Claims declared in suite files: parsing and its errors, each metric on results with a known
+answer (a claim that holds, one that fails, one that is inconclusive, one not measured), the
+console scorecard."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mrbench
+from mrbench import claims
+from mrbench.errors import UserError
+from mrbench.specs import load_suite
+from mrbench.store import Store
+
+SUITE = """
+[suite]
+name = "claimed"
+[defaults]
+d = 4
+m = 3
+k_max = 8
+n_test = 400
+sigma = 0.5
+[sections.main]
+solvers = ["posterior_mean", "argmin", "ols", "transformer[preset='tiny']"]
+save_predictions = true
+grid = { m = [2, 3] }
+[claims.argmin_near]
+quote = "argmin is nearly as good as the posterior mean"
+source = "a test"
+metric = "ratio"
+solver = "argmin"
+reference = "posterior_mean"
+holds_if = "<= 1.0001"
+[claims.same]
+quote = "the posterior mean matches itself"
+source = "a test"
+metric = "ratio"
+solver = "posterior_mean"
+reference = "posterior_mean"
+holds_if = "in [0.99, 1.01]"
+[claims.ols_late]
+quote = "OLS is within 10x of the oracle from k = 6 on"
+source = "a test"
+metric = "worst_ratio"
+solver = "ols"
+reference = "posterior_mean"
+k_from = 6
+holds_if = "<= 10"
+[claims.probe]
+quote = "the posterior mean computes something closest to the argmin"
+source = "a test"
+metric = "probe_closest"
+solver = "posterior_mean"
+candidates = ["argmin", "ols"]
+expected = "argmin"
+[claims.trained]
+quote = "the transformer is Bayes-optimal"
+source = "a test"
+metric = "ratio"
+solver = "transformer[preset='tiny']"
+reference = "posterior_mean"
+holds_if = "<= 1.05"
+[claims.sa]
+quote = "SA is good"
+source = "a test"
+metric = "ratio"
+solver = "ols"
+reference = "posterior_mean"
+holds_if = "<= 1.05"
+unmeasurable = "the subspace algorithm is not shipped"
+"""
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    root = tmp_path_factory.mktemp("claims")
+    path = root / "claimed.toml"
+    path.write_text(SUITE)
+    import os
+
+    os.environ["MRBENCH_CACHE"] = str(root / "cache")  # no checkpoint: the transformer is skipped
+    try:
+        results = mrbench.run(suite=path, out=root / "r", progress=False, report=False, device="cpu")
+    finally:
+        del os.environ["MRBENCH_CACHE"]
+    suite = load_suite(path)
+    from mrbench.leaderboard import current
+
+    return suite, current(results), Store(root / "r"), root
+
+
+def _verdicts(measured):
+    suite, results, store, _ = measured
+    return {v.claim.name: v for v in claims.evaluate(suite.claims, results, store)}
+
+
+def test_each_metric_reaches_its_known_verdict(measured):
+    v = _verdicts(measured)
+    assert v["argmin_near"].verdict == "fails" and v["argmin_near"].value > 1.0001  # argmin is clearly worse
+    assert "paired over prompts" in v["argmin_near"].detail
+    assert v["same"].verdict == "holds" and v["same"].value == pytest.approx(1.0)
+    assert v["ols_late"].verdict == "holds" and "at k = 6" in v["ols_late"].detail  # OLS is worst at k = 6 of 6..8
+    assert v["probe"].verdict == "holds" and v["probe"].value == "argmin"
+    assert v["trained"].verdict == "not measured" and "skipped" in v["trained"].detail
+    assert v["sa"].verdict == "not measured" and "not shipped" in v["sa"].detail
+
+
+def test_a_threshold_inside_the_interval_is_inconclusive(measured):
+    suite, results, store, _ = measured
+    claim = next(c for c in suite.claims if c.name == "argmin_near")
+    value = claims.evaluate([claim], results, store)[0]
+    at_value = dataclasses.replace(claim, holds_if=("<=", value.value))
+    assert claims.evaluate([at_value], results, store)[0].verdict == "inconclusive"
+    beyond = dataclasses.replace(claim, holds_if=("<=", value.high * 1.01))
+    assert claims.evaluate([beyond], results, store)[0].verdict == "holds"
+
+
+def test_the_ratio_interval_is_the_paired_delta_method(measured):
+    suite, results, store, _ = measured
+    claim = next(c for c in suite.claims if c.name == "argmin_near")
+    v = claims.evaluate([claim], results, store)[0]
+    spec = v.detail.split(";")[0]
+    cells = results[(results["spec"] == spec)].drop_duplicates("cell_key").set_index("label")
+    a, b = store.prompt_scores(cells.loc["argmin", "cell_key"]), store.prompt_scores(cells.loc["posterior_mean", "cell_key"])
+    rng = np.random.default_rng(0)  # an independent check: a bootstrap over prompts
+    boot = [a[i].mean() / b[i].mean() for i in rng.integers(0, len(a), size=(2000, len(a)))]
+    assert v.value == pytest.approx(a.mean() / b.mean())
+    assert v.high - v.low == pytest.approx(np.percentile(boot, 97.5) - np.percentile(boot, 2.5), rel=0.15)
+
+
+def test_slope_recovers_a_known_exponent():
+    rows = [{"spec": f"s{n}", "label": "x", "k": 5, "k_max": n, "excess_mse": 3.0 * n ** -0.5, "seed": 0,
+             "status": "ok", "section": "s", "cell_key": f"c{n}"} for n in (10, 20, 40, 80)]
+    claim = claims.Claim(name="rate", quote="q", source="s", metric="slope", solver="x", sections=("s",),
+                         field="k_max", holds_if=("in", -0.55, -0.45))
+    v = claims.evaluate([claim], pd.DataFrame(rows), store=None)[0]
+    assert v.value == pytest.approx(-0.5) and v.verdict == "holds"
+    assert claims.evaluate([dataclasses.replace(claim, holds_if=("<=", -1.0))], pd.DataFrame(rows), None)[0].verdict == "fails"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('metric = "ratio"', 'metric = "ratioo"'), "metric 'ratioo' is unknown; valid metrics: ratio, worst_ratio"),
+    (('solver = "argmin"', 'solver = "argminn"'), "unknown solver 'argminn'; valid solvers: altmin, argmin"),
+    (('holds_if = "<= 1.0001"', 'holds_if = "<= 1.0001"\nsections = ["fig9"]'), "section 'fig9' is unknown; sections: main"),
+    (('holds_if = "<= 1.0001"', 'holds_if = "<= 1.0001"\nkind = 3'), "unknown field(s) ['kind']; valid:"),
+    (('holds_if = "<= 1.0001"', 'holds_if = "below 1"'), "holds_if 'below 1' must read"),
+])
+def test_a_bad_claim_is_an_error_when_the_suite_loads(tmp_path, cli, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(SUITE.replace(*edit, 1))
+    with pytest.raises(UserError, match=None) as err:
+        load_suite(path)
+    assert message in str(err.value) and "[claims.argmin_near]" in str(err.value)
+    code, _, stderr = cli("run", "--suite", path, "--dry-run")
+    assert code == 2 and message in stderr
+
+
+def test_report_prints_the_scorecard(measured, cli):
+    _, _, _, root = measured
+    code, out, err = cli("report", root / "r", "--claims")
+    assert code == 0, err
+    assert "argmin_near | a test |" in out and "| fails" in out and "| not measured" in out
+    assert '"the transformer is Bayes-optimal"' in out
+    html = (root / "r" / "_report.html").read_text()
+    assert 'id="scorecard"' in html and "the subspace algorithm is not shipped" in html
