@@ -17,6 +17,10 @@ furthest from holding counts):
   (delta method); otherwise from the per-k standard errors, unpaired and assuming the errors
   at different k fully correlated (a wider interval).
 - worst_ratio: the largest per-k ratio over k = k_from..k_to; per-k delta-method intervals.
+- degradation: the mean NMSE of `solver` at each shifted spec over its NMSE at the spec of
+  the same section with shift_value = `baseline` (the other fields equal), divided by the
+  same quotient of `reference` when one is named; delta-method interval from the stored
+  standard errors, unpaired.
 - probe_closest: which of `candidates` is closest to `solver` in d_k^sq (mean over k, stored
   predictions); holds when it is `expected`; inconclusive unless it is also closer than the
   runner-up on significantly more than half of the prompts (a sign test: d^2 has heavy tails,
@@ -37,10 +41,10 @@ import pandas as pd
 
 from .errors import UserError
 
-METRICS = ("ratio", "worst_ratio", "probe_closest", "slope")
+METRICS = ("ratio", "worst_ratio", "degradation", "probe_closest", "slope")
 SLOPE_FIELDS = ("k_max", "n_train", "d", "snr", "m", "sigma")
 _KEYS = {"quote", "source", "sections", "where", "metric", "solver", "reference", "holds_if", "k_from", "k_to",
-         "candidates", "expected", "field", "unmeasurable"}
+         "candidates", "expected", "field", "baseline", "unmeasurable"}
 Z = 1.96
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "fails", "inconclusive", "not measured"
 
@@ -61,6 +65,7 @@ class Claim:
     candidates: tuple[str, ...] = ()
     expected: str | None = None
     field: str | None = None
+    baseline: float | None = None
     unmeasurable: str | None = None
 
     def threshold(self) -> str:
@@ -122,7 +127,7 @@ def parse_claims(where: str, raw: dict, sections: dict, registry: dict) -> list[
                       holds_if=_holds_if(at, table.get("holds_if"), metric), k_from=table.get("k_from", 1),
                       k_to=table.get("k_to"), candidates=candidates,
                       expected=label(table["expected"]) if "expected" in table else None, field=table.get("field"),
-                      unmeasurable=table.get("unmeasurable"))
+                      baseline=table.get("baseline"), unmeasurable=table.get("unmeasurable"))
         _check_metric_fields(at, claim)
         out.append(claim)
     return out
@@ -163,6 +168,8 @@ def _check_metric_fields(at: str, c: Claim) -> None:
         raise UserError(f"{at}: metric {c.metric} needs a 'reference' solver")
     if c.metric == "probe_closest" and (not c.candidates or c.expected not in c.candidates):
         raise UserError(f"{at}: probe_closest needs 'candidates' (solver labels) and 'expected', one of them")
+    if c.metric == "degradation" and not isinstance(c.baseline, (int, float)):
+        raise UserError(f"{at}: degradation needs 'baseline', the unshifted shift_value (1.0 for scales, 0.0 for a shift)")
     if c.metric == "slope" and c.field not in SLOPE_FIELDS:
         raise UserError(f"{at}: field {c.field!r} is unknown for a slope; valid fields: {', '.join(SLOPE_FIELDS)}")
     if not (isinstance(c.k_from, int) and c.k_from >= 1) or not (c.k_to is None or isinstance(c.k_to, int) and c.k_to >= c.k_from):
@@ -189,6 +196,9 @@ def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
             reason = (f"{label}: {why['status'].iloc[0]}: {str(why['error'].iloc[0]).splitlines()[0]}" if not why.empty
                       else f"{label} was not run on {', '.join(c.sections)}")
             return Verdict(c, NOT_MEASURED, detail=reason)
+    if c.metric == "degradation":  # the baselines lie outside a `where` that selects shifted specs
+        base = results[results["section"].isin(c.sections) & (results["status"] == "ok")]
+        return _degradation(c, ok, base[np.isclose(base["shift_value"], c.baseline)])
     return {"ratio": _ratio, "worst_ratio": _worst_ratio, "probe_closest": _probe, "slope": _slope}[c.metric](c, ok, store)
 
 
@@ -286,6 +296,34 @@ def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
         measured.append((spec, float(r.max()), low, high, detail))
     if not measured:
         return Verdict(c, NOT_MEASURED, detail="the reference's NMSE is 0 (no ratio)")
+    return _worst(c, measured)
+
+
+def _degradation(c: Claim, ok: pd.DataFrame, baselines: pd.DataFrame) -> Verdict:
+    cells = ok.drop_duplicates("cell_key")
+    base = baselines.drop_duplicates("cell_key")
+    def ident(row) -> tuple:  # the spec's fields other than the shift (as text: None and NaN alike)
+        return tuple(str(row[f]) for f in ("section", "m", "sigma", "d", "k_max", "n_train", "pi", "seed"))
+
+    measured = []
+    for spec, part in cells[~np.isclose(cells["shift_value"], c.baseline)].groupby("spec", sort=False):
+        first = part.iloc[0]
+        same = base[[ident(row) == ident(first) for _, row in base.iterrows()]]
+        value, rel2 = 1.0, 0.0
+        for label, power in ((c.solver, 1), (c.reference, -1)):
+            if label is None:
+                continue
+            shifted, unshifted = part[part["label"] == label], same[same["label"] == label]
+            if shifted.empty or unshifted.empty:
+                return Verdict(c, NOT_MEASURED, detail=f"{spec}: no {label} result at shift_value {c.baseline:g}")
+            a, sa = shifted["nmse_avg"].mean(), shifted["nmse_avg_se"].mean()
+            b, sb = unshifted["nmse_avg"].mean(), unshifted["nmse_avg_se"].mean()
+            value *= (a / b) ** power
+            rel2 += (sa / a) ** 2 + (sb / b) ** 2
+        se = value * math.sqrt(rel2)
+        measured.append((spec, value, value - Z * se, value + Z * se, f"shift_value {first['shift_value']:g}"))
+    if not measured:
+        return Verdict(c, NOT_MEASURED, detail="no shifted spec in the claim's sections")
     return _worst(c, measured)
 
 

@@ -165,3 +165,42 @@ def test_report_prints_the_scorecard(measured, cli):
     assert '"the transformer is Bayes-optimal"' in out
     html = (root / "r" / "_report.html").read_text()
     assert 'id="scorecard"' in html and "the subspace algorithm is not shipped" in html
+
+
+def test_degradation_under_a_shift_against_the_unshifted_spec(tmp_path):
+    path = tmp_path / "shifted.toml"
+    path.write_text("""
+[suite]
+name = "shifted"
+[defaults]
+d = 4
+m = 3
+k_max = 8
+n_test = 400
+sigma = 0.5
+[sections.scale]
+solvers = ["posterior_mean", "ols"]
+shift_kind = "covariate_scale"
+grid = { shift_value = [1.0, 3.0] }
+[claims.degrades]
+quote = "the posterior mean's error grows with the covariate scale"
+source = "a test"
+metric = "degradation"
+solver = "posterior_mean"
+baseline = 1.0
+holds_if = ">= 1.1"
+[claims.against]
+quote = "ols degrades less than the posterior mean"
+source = "a test"
+metric = "degradation"
+solver = "ols"
+reference = "posterior_mean"
+baseline = 1.0
+holds_if = "<= 1"
+""")
+    results = mrbench.run(suite=path, out=tmp_path / "r", progress=False, report=False)
+    v = {x.claim.name: x for x in claims.evaluate(load_suite(path).claims, results, Store(tmp_path / "r"))}
+    cells = results.drop_duplicates("cell_key").set_index(["label", "shift_value"])["nmse_avg"]
+    pm = cells[("posterior_mean", 3.0)] / cells[("posterior_mean", 1.0)]
+    assert v["degrades"].value == pytest.approx(pm) and v["degrades"].verdict == "holds"  # about 1.9
+    assert v["against"].value == pytest.approx(cells[("ols", 3.0)] / cells[("ols", 1.0)] / pm)
