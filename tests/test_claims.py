@@ -204,3 +204,17 @@ holds_if = "<= 1"
     pm = cells[("posterior_mean", 3.0)] / cells[("posterior_mean", 1.0)]
     assert v["degrades"].value == pytest.approx(pm) and v["degrades"].verdict == "holds"  # about 1.9
     assert v["against"].value == pytest.approx(cells[("ols", 3.0)] / cells[("ols", 1.0)] / pm)
+
+
+@pytest.mark.parametrize("suite", ["pathak2023", "jin2024"])
+def test_builtin_claims_quote_the_papers_verbatim(suite):
+    from pathlib import Path
+
+    papers = Path(__file__).resolve().parents[2] / "shared" / "papers"
+    if not papers.is_dir():
+        pytest.skip("the papers (../shared/papers) are not beside this checkout")
+    text = "".join(p.read_text() for p in papers.glob("*.txt"))
+    loaded = load_suite(suite).claims
+    assert len(loaded) >= 10
+    for claim in loaded:
+        assert claim.quote in text, claim.name
