@@ -1,7 +1,8 @@
 """Contract checks every solver must pass (like scikit-learn's check_estimator).
 
-`check_solver(cls)` runs them all on a tiny spec; tests/test_contract.py runs it over every
-registered solver, so a new solver gets the checks for free.
+`check_solver(cls)` runs them all on a tiny spec of each data family the solver declares;
+tests/test_contract.py runs them over every registered solver, so a new solver gets the checks
+for free, and `mrbench check FILE.py|NAME` runs them for a plugin author (`run_checks`).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def tiny_dataset(**overrides):
     return make_dataset(make_spec({**TINY, **overrides}))
 
 
-def _tiny_for(cls, **overrides):
-    return tiny_dataset(family=cls.families[0], **overrides)
+def _tiny_for(cls, family=None, **overrides):
+    return tiny_dataset(family=family or cls.families[0], **overrides)
 
 
 def _fit_predict(cls, ds, params, device="cpu", seed=0, y=None):
@@ -46,23 +47,23 @@ def check_params(cls, params):
     assert cls.name and isinstance(cls.name, str), "a solver needs a `name`"
 
 
-def check_shapes_and_finite(cls, params, sigma):
-    ds = _tiny_for(cls, sigma=sigma)
+def check_shapes_and_finite(cls, params, sigma, family=None):
+    ds = _tiny_for(cls, family, sigma=sigma)
     _, pred = _fit_predict(cls, ds, params)
     pred = np.asarray(pred)
     assert pred.shape == ds.test.y.shape, f"predict must return (n, k+1) = {ds.test.y.shape}, got {pred.shape}"
     assert np.isfinite(pred).all(), f"non-finite predictions at sigma={sigma} (the query label arrives as NaN)"
 
 
-def check_deterministic(cls, params):
-    ds = _tiny_for(cls)
+def check_deterministic(cls, params, family=None):
+    ds = _tiny_for(cls, family)
     _, a = _fit_predict(cls, ds, params, seed=7)
-    _, b = _fit_predict(cls, _tiny_for(cls), params, seed=7)
+    _, b = _fit_predict(cls, _tiny_for(cls, family), params, seed=7)
     np.testing.assert_array_equal(a, b, err_msg="the same seed must give the same predictions")
 
 
-def check_no_mutation(cls, params):
-    ds = _tiny_for(cls)
+def check_no_mutation(cls, params, family=None):
+    ds = _tiny_for(cls, family)
     train = ds.train.fixed()
     arrays = lambda: [a for a in (ds.test.x, ds.test.y, train.x, train.y, ds.truth.pool) if a is not None]  # noqa: E731
     before = [a.copy() for a in arrays()]
@@ -78,9 +79,9 @@ def check_no_mutation(cls, params):
     np.testing.assert_array_equal(y, y_before, err_msg="predict must not modify y")
 
 
-def check_causal(cls, params):
+def check_causal(cls, params, family=None):
     """Prediction i may use pairs 0..i-1 and x_i only: changing y_j moves nothing at i <= j."""
-    ds = _tiny_for(cls)
+    ds = _tiny_for(cls, family)
     solver, base = _fit_predict(cls, ds, params)
     K = ds.test.y.shape[1]
     for j in range(K - 1):  # every label: a solver may peek at any position
@@ -91,10 +92,10 @@ def check_causal(cls, params):
                                    err_msg=f"predictions at k <= {j} changed with y_{j}: the solver reads labels it must not see")
 
 
-def check_subset_invariance(cls, params):
+def check_subset_invariance(cls, params, family=None):
     """Predictions for some of the prompts, in another order, are the same rows of the full
     prediction: a solver must not depend on which other prompts share the call."""
-    ds = _tiny_for(cls)
+    ds = _tiny_for(cls, family)
     solver, full = _fit_predict(cls, ds, params)
     rows = np.array([7, 2, 11, 0])
     part = solver.predict(ds.test.x[rows], hide_query(ds.test.y)[rows])
@@ -102,9 +103,9 @@ def check_subset_invariance(cls, params):
                                err_msg="predictions for a subset of the prompts differ from the same rows of the full call")
 
 
-def check_fast_on_tiny(cls, params, limit=60.0):
+def check_fast_on_tiny(cls, params, family=None, limit=60.0):
     t0 = time.perf_counter()
-    _fit_predict(cls, _tiny_for(cls), params)
+    _fit_predict(cls, _tiny_for(cls, family), params)
     assert time.perf_counter() - t0 < limit, f"a tiny spec took more than {limit} s"
 
 
@@ -113,12 +114,40 @@ CHECKS = (check_shapes_and_finite, check_deterministic, check_no_mutation, check
 
 
 def check_solver(cls: type[Solver], params: dict | None = None) -> None:
-    """Run every contract check; raises AssertionError (or SkipSolver) on the first failure."""
+    """Run every contract check on every data family the solver declares; raises
+    AssertionError (or SkipSolver) on the first failure."""
     params = {**cls.test_params, **(params or {})}
     check_params(cls, params)
-    for check in CHECKS:
-        if check is check_shapes_and_finite:
-            for sigma in (1.0, 0.0):
-                check(cls, params, sigma)
-        else:
-            check(cls, params)
+    for family in cls.families:
+        for check in CHECKS:
+            run_check(check, cls, params, family)
+
+
+def run_check(check, cls, params: dict, family: str) -> None:
+    if check is check_shapes_and_finite:
+        for sigma in (1.0, 0.0):
+            check(cls, params, sigma, family)
+    else:
+        check(cls, params, family)
+
+
+def run_checks(cls: type[Solver], params: dict | None = None) -> list[tuple[str, str, str, str]]:
+    """(family, check, status, message) for every check on every declared family, status
+    PASS, FAIL or SKIP: the report of `mrbench check`."""
+    params = {**cls.test_params, **(params or {})}
+    out = []
+    try:
+        check_params(cls, params)
+        out.append(("-", "check_params", "PASS", ""))
+    except AssertionError as exc:
+        return [("-", "check_params", "FAIL", str(exc))]
+    for family in cls.families:
+        for check in CHECKS:
+            try:
+                run_check(check, cls, params, family)
+                out.append((family, check.__name__, "PASS", ""))
+            except SkipSolver as exc:
+                out.append((family, check.__name__, "SKIP", str(exc)))
+            except Exception as exc:  # an assertion, or the solver's own error: both fail the check
+                out.append((family, check.__name__, "FAIL", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+    return out

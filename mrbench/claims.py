@@ -179,7 +179,14 @@ def _check_metric_fields(at: str, c: Claim) -> None:
 # ------------------------------------------------------------------------------- evaluation
 def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | None = None) -> list[Verdict]:
     """The verdict of every claim on the current cells of `results` (a report's view)."""
-    return [_evaluate(c, results if suite is None else results[results["suite"] == suite], store) for c in claims]
+    part = results if suite is None else results[results["suite"] == suite]
+    out = []
+    for claim in claims:
+        try:
+            out.append(_evaluate(claim, part, store))
+        except Exception as exc:  # one claim's fault must not take the report down: shown, not hidden
+            out.append(Verdict(claim, NOT_MEASURED, detail=f"error while measuring: {type(exc).__name__}: {exc}"))
+    return out
 
 
 def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
@@ -235,9 +242,16 @@ def _k_range(c: Claim, k_max: int) -> range:
     return range(c.k_from, (c.k_to or k_max) + 1)
 
 
+def _both(ok: pd.DataFrame, *labels):
+    """Per spec, its cells where every label has a result."""
+    for spec, cells in ok.groupby("spec", sort=False):
+        if all((cells["label"] == label).any() for label in labels):
+            yield spec, cells
+
+
 def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     measured = []
-    for spec, cells in ok.groupby("spec", sort=False):
+    for spec, cells in _both(ok, c.solver, c.reference):
         k_max = int(cells["k_max"].iloc[0])
         paired = _paired_ratio(cells, c, store) if (c.k_from, c.k_to or k_max) == (1, k_max) else None
         if paired is not None:
@@ -254,7 +268,7 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
             continue
         measured.append((spec, value, value - Z * se, value + Z * se, detail))
     if not measured:
-        return Verdict(c, NOT_MEASURED, detail="the reference's NMSE is 0 (no ratio)")
+        return Verdict(c, NOT_MEASURED, detail="no spec with both results and a reference NMSE above 0")
     return _worst(c, measured)
 
 
@@ -281,7 +295,7 @@ def _paired_ratio(cells: pd.DataFrame, c: Claim, store) -> tuple[float, float] |
 
 def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     measured = []
-    for spec, cells in ok.groupby("spec", sort=False):
+    for spec, cells in _both(ok, c.solver, c.reference):
         ks = list(_k_range(c, int(cells["k_max"].iloc[0])))
         a, b = _curve(cells, c.solver).loc[ks], _curve(cells, c.reference).loc[ks]
         r = a["nmse"] / b["nmse"]
@@ -295,7 +309,7 @@ def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
         low, high = float((r - Z * se).max()), float((r + Z * se).max())
         measured.append((spec, float(r.max()), low, high, detail))
     if not measured:
-        return Verdict(c, NOT_MEASURED, detail="the reference's NMSE is 0 (no ratio)")
+        return Verdict(c, NOT_MEASURED, detail="no spec with both results and a reference NMSE above 0")
     return _worst(c, measured)
 
 
@@ -331,7 +345,7 @@ def _probe(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     """The closest candidate per spec; the claim holds where `expected` is closest in every spec."""
     worst: Verdict | None = None
     specs = []
-    for spec, cells in ok.groupby("spec", sort=False):
+    for spec, cells in _both(ok, c.solver, *c.candidates):
         seed = cells["seed"].min()
         part = cells[cells["seed"] == seed].drop_duplicates("cell_key").set_index("label")
         f = store.predictions(part.loc[c.solver, "cell_key"])
@@ -353,6 +367,8 @@ def _probe(c: Claim, ok: pd.DataFrame, store) -> Verdict:
         specs.append(spec)
         if worst is None or [FAILS, INCONCLUSIVE, HOLDS].index(verdict) < [FAILS, INCONCLUSIVE, HOLDS].index(worst.verdict):
             worst = Verdict(c, verdict, best, detail=detail)
+    if worst is None:
+        return Verdict(c, NOT_MEASURED, detail="no spec where the solver and every candidate have results")
     worst.specs = specs
     return worst
 
@@ -361,11 +377,14 @@ def _slope(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     xs, ys = [], []
     for spec, cells in ok.groupby("spec", sort=False):
         rows = cells[cells["label"] == c.solver]
+        if rows.empty:
+            continue
         if rows["excess_mse"].notna().any():
-            last = rows[rows["k"] == rows["k"].max()]
-            err = last["excess_mse"].mean()
+            err = rows[rows["k"] == rows["k"].max()]["excess_mse"].mean()
+        elif c.reference is not None:
+            err = rows["nmse_avg"].mean() - cells[cells["label"] == c.reference]["nmse_avg"].mean()
         else:
-            err = cells[cells["label"] == c.solver]["nmse_avg"].mean() - cells[cells["label"] == c.reference]["nmse_avg"].mean()
+            return Verdict(c, NOT_MEASURED, detail="no excess MSE stored here: name a reference to take the excess over")
         x = rows[c.field].iloc[0]
         if err > 0 and x is not None and x > 0:
             xs.append(math.log(float(x)))

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--out-dir", help="where to write (default: the user cache, $MRBENCH_CACHE or ~/.cache/mrbench)")
 
+    ck = sub.add_parser("check", help="run the solver contract checks on a plugin file or a registered solver")
+    ck.add_argument("target", help="a plugin FILE.py (every solver in it) or a registered solver NAME")
+
     ls = sub.add_parser("list", help="list solvers and suites")
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     return p
@@ -139,6 +142,37 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_check(args) -> int:
+    """PASS / FAIL / SKIP per check and data family; exit 1 if any check fails."""
+    from .checks import run_checks
+    from .errors import UserError
+    from .registry import load_plugin, load_registry
+
+    if args.target.endswith(".py"):
+        entries = load_plugin(args.target)
+        if not entries:
+            raise UserError(f"{args.target}: defines no Solver subclass with a name")
+    else:
+        registry = load_registry()
+        if args.target not in registry:
+            raise UserError(f"unknown solver '{args.target}'; valid solvers: {', '.join(sorted(registry))} "
+                            f"(or pass a plugin FILE.py)")
+        entries = [registry[args.target]]
+    failed = 0
+    for entry in entries:
+        if not entry.available:
+            print(f"{entry.name}: FAIL import: {entry.error}")
+            failed += 1
+            continue
+        kind = "oracle" if entry.cls.requires_truth else ("trained" if entry.cls.trained else "per-prompt")
+        print(f"{entry.name} ({kind}; families: {', '.join(entry.cls.families)})")
+        for family, check, status, message in run_checks(entry.cls):
+            print(f"  {status:<4} {check} [{family}]" + (f": {message}" if message else ""))
+            failed += status == "FAIL"
+    print("all checks passed" if not failed else f"{failed} check(s) failed")
+    return 1 if failed else 0
+
+
 def _cmd_list(args) -> int:
     from .registry import load_registry
     from .specs import builtin_suites, load_suite
@@ -162,7 +196,8 @@ def _cmd_list(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "train": _cmd_train}[args.command](args)
+        return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "train": _cmd_train,
+                "check": _cmd_check}[args.command](args)
     except UserError as exc:
         print(f"mrbench: error: {exc}", file=sys.stderr)
         return 2

@@ -32,10 +32,31 @@ def test_contract(entry, check):
     params = dict(entry.cls.test_params)
     checks.check_params(entry.cls, params)
     try:
-        if check is checks.check_shapes_and_finite:
-            for sigma in (1.0, 0.0):
-                check(entry.cls, params, sigma)
-        else:
-            check(entry.cls, params)
+        for family in entry.cls.families:  # every data family the solver declares
+            checks.run_check(check, entry.cls, params, family)
     except SkipSolver as exc:
         pytest.skip(str(exc))
+
+
+def test_mrbench_check_reports_each_check_and_fails_a_bad_plugin(cli, tmp_path):
+    code, out, err = cli("check", EXAMPLE_PLUGIN)
+    assert code == 0, err
+    assert "PASS check_subset_invariance [prompt]" in out and "PASS check_causal [sample]" in out
+    bad = tmp_path / "peek.py"
+    bad.write_text('''
+import numpy as np
+from mrbench import Solver
+
+class Peek(Solver):
+    name = "peek"
+    families = ("prompt",)
+
+    def predict(self, x, y):
+        out = np.zeros(y.shape)
+        out[:, :-1] = np.nan_to_num(y[:, 1:])  # reads the label it must predict next
+        return out
+''')
+    code, out, _ = cli("check", bad)
+    assert code == 1 and "FAIL check_causal [prompt]" in out and "[sample]" not in out
+    code, _, err = cli("check", "nope")
+    assert code == 2 and "unknown solver 'nope'; valid solvers:" in err
