@@ -14,11 +14,9 @@ from .measure import Meter
 from .metrics import excess_curve, nmse_average, nmse_curve, pool_metrics
 from .solver import Solver, canonical_params
 from .specs import Spec
+from .statuses import FAILED, NOT_APPLICABLE, OK, SKIPPED
 from .store import COLUMNS
 
-OK, FAILED, SKIPPED, TIMEOUT = "ok", "failed", "skipped", "timeout"
-NOT_APPLICABLE = "not_applicable"  # the solver is for another data family: final, never retried
-FINAL = (OK, NOT_APPLICABLE)
 SPEC_COLUMNS = ("family", "d", "m", "sigma", "k_max", "n_train", "n_test", "shift_kind", "shift_value",
                 "pool_seed", "seed", "suite", "section", "snr", "components", "symmetric")
 

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Callable
 
-from .cells import FAILED, TIMEOUT, base_row, frame, run_cell
+from .cells import base_row, frame, run_cell
 from .data import TrainData, make_dataset, make_pool
 from .errors import UserError
 from .metrics import prompt_nmse
 from .registry import instantiate, load_registry
 from .specs import Spec, train_spec
+from .statuses import FAILED, TIMEOUT
 from .store import Store
 
 

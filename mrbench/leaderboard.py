@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import formatting as fmt
-from .cells import FINAL, OK
+from .statuses import FINAL, OK
 
 REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
 

@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import __version__
 from . import formatting as fmt
-from .cells import FINAL, OK
+from .statuses import FINAL, OK
 from .figures import (
     curve_figure,
     fixed_n_figures,

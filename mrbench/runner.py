@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -26,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
-from .cells import FAILED, FINAL, OK, SKIPPED, TIMEOUT
+from .provenance import git_commit
+from .statuses import FAILED, FINAL, OK, SKIPPED, TIMEOUT
 from .errors import UserError
 from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
 from .leaderboard import leaderboard_text
@@ -88,19 +88,6 @@ def device_name(device: str) -> str:
 
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return "cpu"
-
-
-def git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        if sha.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return sha.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def parse_duration(text) -> float | None:

@@ -10,7 +10,7 @@ from .. import __version__
 from ..data import TrainData, hide_query, make_dataset, make_pool
 from ..metrics import nmse_curve
 from ..predictors import argmin, oracle_predictions
-from ..runner import git_commit
+from ..provenance import git_commit
 from ..errors import UserError
 from ..specs import filter_specs, load_suite, train_spec
 from . import checkpoints, state
@@ -22,8 +22,9 @@ def evaluator(spec, device: str, n: int = 2000):
     """NMSE per k = 1..k_max on n held-out prompts of the training distribution (a seed no suite
     uses) as a ratio to the family's oracle. At sigma = 0 the oracle's NMSE is 0 from k = 1 on
     and a ratio means nothing, so the mean NMSE is reported next to OLS's and the argmin's."""
-    from ..solvers.least_squares import OLS
+    from ..registry import load_registry
 
+    OLS = load_registry()["ols"].cls  # the baseline, asked of the registry like any solver
     ds = make_dataset(dataclasses.replace(train_spec(spec), seed=spec.seed + 1_000_003, n_test=n))
     y = hide_query(ds.test.y)
 
@@ -83,7 +84,7 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
     The training state lives in `state_dir` (default: beside the checkpoints) as
     NAME.state.safetensors and NAME.state.json; `init_from` names a checkpoint (or a path)
     whose weights the training starts from."""
-    written = []
+    written, commit = [], git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
     specs = filter_specs(load_suite(suite).specs, where)
     init = _initial_weights(init_from) if init_from else None
@@ -104,7 +105,7 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
                 "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
                 "device": device, "device_name": device_name(device), "final": final, "evals": hist.evals,
                 "loss": hist.loss, "init_from": init and init[1],
-                "mrbench_version": __version__, "git_commit": git_commit(),
+                "mrbench_version": __version__, "git_commit": commit,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         written.append(checkpoints.save(model, meta, out_dir, name))
         echo(f"  wrote {written[-1]}")
