@@ -177,9 +177,15 @@ def _check_metric_fields(at: str, c: Claim) -> None:
 
 
 # ------------------------------------------------------------------------------- evaluation
-def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | None = None) -> list[Verdict]:
-    """The verdict of every claim on the current cells of `results` (a report's view)."""
+def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | None = None,
+             per_spec: dict | None = None) -> list[Verdict]:
+    """The verdict of every claim on the current cells of `results` (a report's view).
+    `per_spec` (a suite's section_params) names parameters a section sets per spec: a claim
+    on `transformer[preset=paper]` covers its dropout=0.1 cells there too."""
     part = results if suite is None else results[results["suite"] == suite]
+    if per_spec:
+        part = part.assign(label=[_without(label, per_spec.get(section, {}))
+                                  for label, section in zip(part["label"], part["section"])])
     out = []
     for claim in claims:
         try:
@@ -187,6 +193,16 @@ def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | Non
         except Exception as exc:  # one claim's fault must not take the report down: shown, not hidden
             out.append(Verdict(claim, NOT_MEASURED, detail=f"error while measuring: {type(exc).__name__}: {exc}"))
     return out
+
+
+def _without(label: str, params: dict) -> str:
+    """A results label with the per-spec parameters of its solver left out."""
+    name, _, body = label.partition("[")
+    if name not in params or not body:
+        return label
+    drop = set(params[name][1])
+    kept = [item for item in body.rstrip("]").split(",") if item.split("=", 1)[0] not in drop]
+    return f"{name}[{','.join(kept)}]" if kept else name
 
 
 def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:

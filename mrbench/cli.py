@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="results directory")
     rep.add_argument("-o", "--output", help="output HTML file (default: RESULTS/_report.html)")
     rep.add_argument("--figures", help="also write every figure as PNG and SVG into this directory")
-    rep.add_argument("--reference", default="transformer", help="solver label for the distance probe")
+    rep.add_argument("--reference", help="solver label for the distance probe (default: every trained solver)")
     rep.add_argument("--claims", action="store_true", help="also print the claims scorecard on the console")
 
     tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")

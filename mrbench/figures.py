@@ -105,10 +105,10 @@ def fixed_n_figures(results: pd.DataFrame) -> list[Figure]:
     return out
 
 
-def probe_figures(probes: dict[str, pd.DataFrame], reference: str) -> list[Figure]:
+def probe_figures(probes: dict[str, tuple[str, pd.DataFrame]]) -> list[Figure]:
     """d_k^sq(reference, g) = E[(f(P) - g(P))^2] against k for every other solver g (Fig. 4)."""
     out = []
-    for spec, table in probes.items():
+    for spec, (reference, table) in probes.items():
         with plt.rc_context(RC):
             fig, ax = plt.subplots(figsize=(7, 4.2))
             for label, c in table.groupby("label", sort=False):
@@ -122,12 +122,15 @@ def probe_figures(probes: dict[str, pd.DataFrame], reference: str) -> list[Figur
     return out
 
 
-def shift_figures(results: pd.DataFrame, preferred=("transformer", "posterior_mean")) -> list[Figure]:
-    """NMSE against k for each shift value (Figs. 5, 6, App. D), one panel per solver."""
+def shift_figures(results: pd.DataFrame) -> list[Figure]:
+    """NMSE against k for each shift value (Figs. 5, 6, App. D), one panel per solver: trained
+    solvers first, then oracles (the paper's panels), at most six."""
     ok, out = _ok(results), []
     shifted = ok[ok["shift_kind"] != "none"]
     for (section, kind, m), part in shifted.groupby(["section", "shift_kind", "m"]):
-        labels = sorted(part["label"].unique(), key=lambda l: (not l.startswith(preferred), l))[:6]
+        group = part.drop_duplicates("label").set_index("label")["solver_family"]
+        order = {"trained": 0, "oracle": 1}
+        labels = sorted(group.index, key=lambda l: (order.get(group[l], 2), l))[:6]
         values = sorted(part["shift_value"].unique())
         colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(values)))
         with plt.rc_context(RC):

@@ -45,23 +45,27 @@ def load_runs(root: Path) -> list[dict]:
     return runs
 
 
-def probes(results: pd.DataFrame, store: Store, reference: str) -> dict[str, pd.DataFrame]:
-    """d_k^sq between the reference solver and every other one, from stored predictions."""
+def probes(results: pd.DataFrame, store: Store, reference: str | None = None) -> dict[str, tuple[str, pd.DataFrame]]:
+    """d_k^sq between a reference solver and every other one, from stored predictions, per spec
+    and seed: title -> (reference, table). The references are `reference`, or by default every
+    trained solver with stored predictions (each transformer label gets its own panels)."""
     out = {}
     cells = results[results["status"] == OK].drop_duplicates("cell_key")
     for (spec, seed), part in cells.groupby(["spec", "seed"]):
-        ref = part[part["label"] == reference]
-        if ref.empty or (f := store.predictions(ref["cell_key"].iloc[0])) is None:
-            continue
-        rows = []
-        for _, row in part[part["label"] != reference].iterrows():
-            g = store.predictions(row["cell_key"])
-            if g is not None and g.shape == f.shape:
-                dsq = ((f.astype(np.float64) - g) ** 2).mean(axis=0)
-                rows += [{"label": row["label"], "family": row["solver_family"], "k": k, "dsq": v}
-                         for k, v in enumerate(dsq) if k >= 1]
-        if rows:
-            out[f"{spec} (seed {seed})"] = pd.DataFrame(rows)
+        refs = part[part["label"] == reference] if reference else part[part["solver_family"] == "trained"]
+        for _, ref in refs.iterrows():
+            f = store.predictions(ref["cell_key"])
+            if f is None:
+                continue
+            rows = []
+            for _, row in part[part["label"] != ref["label"]].iterrows():
+                g = store.predictions(row["cell_key"])
+                if g is not None and g.shape == f.shape:
+                    dsq = ((f.astype(np.float64) - g) ** 2).mean(axis=0)
+                    rows += [{"label": row["label"], "family": row["solver_family"], "k": k, "dsq": v}
+                             for k, v in enumerate(dsq) if k >= 1]
+            if rows:
+                out[f"{ref['label']} · {spec} (seed {seed})"] = (ref["label"], pd.DataFrame(rows))
     return out
 
 
@@ -81,7 +85,7 @@ def scorecard(results: pd.DataFrame, runs: list[dict], store: Store) -> list:
             except UserError:
                 continue
             if loaded is not None and loaded.name == suite:
-                verdicts += evaluate(loaded.claims, results, store, suite)
+                verdicts += evaluate(loaded.claims, results, store, suite, loaded.section_params)
                 break
     return verdicts
 
@@ -110,7 +114,7 @@ def _avg_ranks(results: pd.DataFrame, store: Store) -> list[dict]:
     return ranks.sort_values("mean_rank").to_dict("records")
 
 
-def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]:
+def build(root: str | Path, reference: str | None = None) -> tuple[dict, list]:
     """Everything the template shows, and the figures."""
     root = Path(root)
     stored = load_results(root)
@@ -133,14 +137,14 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
     shifts = shift_figures(results)
     sample = sample_figures(results)
     store = Store(root)
-    probe = probe_figures(probes(results, store, reference), reference)
+    probe = probe_figures(probes(results, store, reference))
     problems = cells[~cells["status"].isin(FINAL)][["spec", "seed", "label", "status", "error"]].to_dict("records")
     context = {
         "title": f"mrbench report: {root.name}",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": __version__, "n_cells": len(cells), "counts": cells["status"].value_counts().to_dict(),
         "leaderboards": _leaderboards(results, store), "avg_ranks": _avg_ranks(results, store),
-        "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference, "shifts": shifts,
+        "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference or "a trained model", "shifts": shifts,
         "sample": sample,
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
         "models": models(results), "scorecard": scorecard(stored_current, runs, store),
@@ -149,7 +153,7 @@ def build(root: str | Path, reference: str = "transformer") -> tuple[dict, list]
 
 
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
-                 reference: str = "transformer") -> Path:
+                 reference: str | None = None) -> Path:
     context, figures = build(root, reference)
     for f in figures:
         f.png = _png(f.fig)

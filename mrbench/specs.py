@@ -187,11 +187,16 @@ class Suite:
     # per section: the solvers its figure compares, and whether it needs stored predictions
     section_solvers: dict[str, list[str]] = field(default_factory=dict)
     save_predictions: set[str] = field(default_factory=set)
+    # per section and solver name: (the field it follows, {parameter: one value per field value})
+    section_params: dict[str, dict[str, tuple[str, dict[str, dict]]]] = field(default_factory=dict)
     claims: list = field(default_factory=list)  # mrbench.claims.Claim: the papers' claims, checked by the report
 
     def solvers_for(self, spec: Spec) -> str:
-        """The solver request a spec runs with when the command names none."""
-        return ",".join(self.section_solvers.get(spec.section) or self.solvers) or "all"
+        """The solver request a spec runs with when the command names none: the section's
+        list (else the suite's), with the section's per-spec parameters filled in."""
+        names = self.section_solvers.get(spec.section) or self.solvers
+        per_spec = self.section_params.get(spec.section, {})
+        return ",".join(_with_params(n, per_spec, spec) for n in names) or "all"
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -199,7 +204,49 @@ def builtin_suites() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
 
 
-SECTION_KEYS = ("grid", "zip", "description", "solvers", "save_predictions")  # not spec fields
+SECTION_KEYS = ("grid", "zip", "description", "solvers", "save_predictions", "solver_params")  # not spec fields
+
+
+def _with_params(request: str, per_spec: dict, spec: Spec) -> str:
+    """'transformer[preset=\'paper\']' with the spec's own parameters added, e.g. dropout=0.1."""
+    from .registry import parse_solver_arg  # here: the registry imports the solver contract
+
+    ((name, params),) = parse_solver_arg(request)
+    if name not in per_spec:
+        return request
+    by, values = per_spec[name]
+    params = {**params, **{k: v[getattr(spec, by)] for k, v in values.items()}}
+    return f"{name}[{','.join(f'{k}={v!r}' for k, v in params.items())}]"
+
+
+def _section_params(where: str, table: dict, solvers: list[str], rows: list[dict]) -> dict:
+    """[sections.NAME.solver_params.SOLVER]: `by` names a field the section varies, and each
+    other key a parameter with one value per value of that field, in the section's order."""
+    raw = table.get("solver_params", {})
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: solver_params must be a table of tables, one per solver")
+    names = {n.split("[")[0].strip() for n in solvers}
+    out = {}
+    for solver, spec in raw.items():
+        at = f"{where}.solver_params.{solver}"
+        if solver not in names:
+            raise UserError(f"{at}: '{solver}' is not in the section's solvers ({', '.join(sorted(names)) or 'none'})")
+        if not isinstance(spec, dict) or "by" not in spec:
+            raise UserError(f"{at}: needs 'by', the field the values follow, e.g. by = \"n_train\"")
+        by = ALIASES.get(spec["by"], spec["by"])
+        varied = [k for k in (rows[0]["_varying"] if rows else []) if ALIASES.get(k, k) == by]
+        order = list(dict.fromkeys(row[varied[0]] for row in rows)) if varied else []
+        if not order:
+            raise UserError(f"{at}: by = {spec['by']!r} is not a field this section varies")
+        values = {}
+        for param, listed in spec.items():
+            if param == "by":
+                continue
+            if not isinstance(listed, list) or len(listed) != len(order):
+                raise UserError(f"{at}: {param} must list {len(order)} values, one per {by} in {order}")
+            values[param] = dict(zip(order, listed))
+        out[solver] = (by, values)
+    return out
 
 
 def _solver_list(where: str, value, empty_ok: bool = True) -> list[str]:
@@ -283,7 +330,7 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
         raise UserError(f"{where}: no [sections.NAME] table; a suite needs at least one section")
     if section_filter is not None and section_filter not in sections:
         raise UserError(f"{where}: unknown section '{section_filter}'; sections: {', '.join(sections)}")
-    specs, seen, descriptions, section_solvers, predictions = [], set(), {}, {}, set()
+    specs, seen, descriptions, section_solvers, predictions, params = [], set(), {}, {}, set(), {}
     for sec_name, table in sections.items():
         if section_filter is not None and sec_name != section_filter:
             continue
@@ -297,7 +344,10 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
             raise UserError(f"{sec_where}: save_predictions must be true or false")
         if table.get("save_predictions"):
             predictions.add(sec_name)
-        for row in _expand_section(sec_where, table):
+        rows = _expand_section(sec_where, table)
+        if "solver_params" in table:
+            params[sec_name] = _section_params(sec_where, table, section_solvers.get(sec_name, solvers), rows)
+        for row in rows:
             varying = row.pop("_varying")
             values = {**defaults, **row, "suite": name, "section": sec_name}
             values["name"] = _spec_name(sec_name, values, varying)
@@ -314,7 +364,8 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
 
         claims = parse_claims(where, raw["claims"], sections, load_registry())
     return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers,
-                 sections=descriptions, section_solvers=section_solvers, save_predictions=predictions, claims=claims)
+                 sections=descriptions, section_solvers=section_solvers, save_predictions=predictions,
+                 section_params=params, claims=claims)
 
 
 def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:

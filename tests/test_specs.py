@@ -88,3 +88,59 @@ def test_make_spec_never_crashes(raw):
     except UserError:
         return
     assert s.m >= 1 and s.d >= 1 and s.sigma >= 0 and math.isfinite(s.sigma)
+
+
+PER_SPEC = """
+[suite]
+name = "s"
+[defaults]
+d = 4
+k_max = 8
+[sections.a]
+solvers = ["posterior_mean", "transformer[preset='tiny']"]
+grid = { m = [2, 3], B = [100, 200] }
+[sections.a.solver_params.transformer]
+by = "B"
+dropout = [0.0, 0.1]
+"""
+
+
+def test_per_spec_solver_parameters_expand_to_their_cells_and_keys(tmp_path):
+    from mrbench.runner import plan
+
+    path = tmp_path / "s.toml"
+    path.write_text(PER_SPEC)
+    cells, _ = plan(suite=str(path))
+    labels = {(c.spec.m, c.spec.n_train): c.solver.label() for c in cells if c.solver.name == "transformer"}
+    assert labels == {(2, 100): "transformer[preset=tiny]", (2, 200): "transformer[preset=tiny,dropout=0.1]",
+                      (3, 100): "transformer[preset=tiny]", (3, 200): "transformer[preset=tiny,dropout=0.1]"}
+    keys = {c.key for c in cells}
+    assert len(keys) == len(cells) == 8
+    dropped = [c for c in cells if c.solver.name == "transformer" and c.spec.n_train == 200]
+    assert all(c.solver.dropout == 0.1 for c in dropped)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('by = "B"', 'by = "sigma"'), "by = 'sigma' is not a field this section varies"),
+    (("dropout = [0.0, 0.1]", "dropout = [0.0]"), "dropout must list 2 values, one per n_train in [100, 200]"),
+    (("solver_params.transformer]", "solver_params.em]"), "'em' is not in the section's solvers"),
+    (("dropout = [0.0, 0.1]", "dropoutt = [0.0, 0.1]"), "has no parameter 'dropoutt'"),
+])
+def test_per_spec_solver_parameters_errors_name_the_problem(tmp_path, edit, message):
+    from mrbench.runner import plan
+
+    path = tmp_path / "s.toml"
+    path.write_text(PER_SPEC.replace(*edit))
+    with pytest.raises(UserError) as err:
+        plan(suite=str(path))
+    assert message in str(err.value)
+
+
+def test_pathak2023_runs_the_papers_model_with_fig3s_dropout():
+    from mrbench.runner import plan
+
+    cells, _ = plan(suite="pathak2023")
+    transformers = [c for c in cells if c.solver.name == "transformer"]
+    assert transformers and all(c.solver.preset == "paper" for c in transformers)
+    fig3 = sorted((c.spec.n_train, c.solver.dropout) for c in transformers if c.spec.section == "fig3" and c.spec.m == 5)
+    assert fig3 == [(15000, 0.0), (30000, 0.1), (45000, 0.0), (60000, 0.1)]
