@@ -270,9 +270,11 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     for spec, cells in _both(ok, c.solver, c.reference):
         k_max = int(cells["k_max"].iloc[0])
         paired = _paired_ratio(cells, c, store) if (c.k_from, c.k_to or k_max) == (1, k_max) else None
+        q = Z
         if paired is not None:
-            value, se = paired
-            detail = "paired over prompts"
+            value, se, q = paired
+            seeds = cells["seed"].nunique()
+            detail = "paired over prompts" if seeds == 1 else f"over {seeds} seeds"
         else:
             ks = list(_k_range(c, k_max))
             a, b = _curve(cells, c.solver).loc[ks], _curve(cells, c.reference).loc[ks]
@@ -282,31 +284,37 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
             detail = "per-k SEs, unpaired"
         if not math.isfinite(value):
             continue
-        measured.append((spec, value, value - Z * se, value + Z * se, detail))
+        measured.append((spec, value, value - q * se, value + q * se, detail))
     if not measured:
         return Verdict(c, NOT_MEASURED, detail="no spec with both results and a reference NMSE above 0")
     return _worst(c, measured)
 
 
-def _paired_ratio(cells: pd.DataFrame, c: Claim, store) -> tuple[float, float] | None:
-    """mean(a) / mean(b) over the same prompts, with its delta-method SE: var(a - R b) / (n mean(b)^2)."""
-    a, b = [], []
+def _paired_ratio(cells: pd.DataFrame, c: Claim, store) -> tuple[float, float, float] | None:
+    """mean(a) / mean(b) over the same prompts, its SE and 95% quantile. One seed: the delta
+    method, var(a - R b) / (n mean(b)^2). Several: the mean of the seeds' ratios and its SE
+    over seeds (t quantile), which covers the training runs of a trained solver."""
+    ratios, last = [], None
     for seed, part in cells.groupby("seed"):
         keys = {lab: part[part["label"] == lab]["cell_key"] for lab in (c.solver, c.reference)}
         if any(k.empty for k in keys.values()):
             continue
-        sa, sb = store.prompt_scores(keys[c.solver].iloc[0]), store.prompt_scores(keys[c.reference].iloc[0])
-        if sa is None or sb is None:
+        a, b = store.prompt_scores(keys[c.solver].iloc[0]), store.prompt_scores(keys[c.reference].iloc[0])
+        if a is None or b is None:
             return None
-        a.append(sa)
-        b.append(sb)
-    if not a:
+        if b.mean() <= 1e-12:
+            return float("nan"), float("nan"), Z
+        ratios.append(a.mean() / b.mean())
+        last = (a, b)
+    if not ratios:
         return None
-    a, b = np.concatenate(a), np.concatenate(b)
-    if b.mean() <= 1e-12:
-        return float("nan"), float("nan")
-    r = a.mean() / b.mean()
-    return float(r), float((a - r * b).std(ddof=1) / (math.sqrt(len(a)) * b.mean()))
+    if len(ratios) == 1:
+        (a, b), r = last, ratios[0]
+        return float(r), float((a - r * b).std(ddof=1) / (math.sqrt(len(a)) * b.mean())), Z
+    from .leaderboard import t_quantile
+
+    r = np.array(ratios)
+    return float(r.mean()), float(r.std(ddof=1) / math.sqrt(len(r))), t_quantile(len(r) - 1)
 
 
 def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:

@@ -53,18 +53,31 @@ def leaderboard(results: pd.DataFrame, store=None) -> pd.DataFrame:
 Z = 1.96  # two-sided 95%
 
 
-def paired_difference(a: dict, b: dict) -> tuple[float, float]:
-    """Mean and standard error of a - b over the prompts both saw: `a` and `b` map a seed to
-    its per-prompt mean NMSE (each seed draws its own test prompts, the same for every solver)."""
+def t_quantile(dof: int) -> float:
+    """Two-sided 95% quantile of Student's t (scipy imported only when seeds are several)."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, dof))
+
+
+def paired_difference(a: dict, b: dict) -> tuple[float, float, float]:
+    """Mean, standard error and 95% quantile of a - b: `a` and `b` map a seed to its per-prompt
+    mean NMSE (each seed draws its own test prompts, the same for every solver). With one seed
+    the SE is over its prompts (normal quantile); with several, over the seeds' mean
+    differences (t with seeds - 1 degrees of freedom), so that it covers what differs between
+    seeds: the test prompts, and for a trained solver its training run."""
     seeds = sorted(set(a) & set(b))
-    diff = np.concatenate([a[s] - b[s] for s in seeds])
-    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    if len(seeds) == 1:
+        diff = a[seeds[0]] - b[seeds[0]]
+        return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))), Z
+    per_seed = np.array([(a[s] - b[s]).mean() for s in seeds])
+    return float(per_seed.mean()), float(per_seed.std(ddof=1) / np.sqrt(len(seeds))), t_quantile(len(seeds) - 1)
 
 
 def paired_ranks(cells: pd.DataFrame, store) -> dict[str, int] | None:
-    """1 + the number of solvers significantly better (|mean difference| beyond 1.96 paired
-    standard errors, and beyond 1e-12: oracles at sigma = 0 differ by rounding only), per
-    label; None where a cell has no stored per-prompt scores (results of older versions)."""
+    """1 + the number of solvers significantly better (the paired mean difference beyond its
+    95% interval, see paired_difference, and beyond 1e-12: oracles at sigma = 0 differ by
+    rounding only), per label; None where a cell has no stored per-prompt scores."""
     scores: dict[str, dict] = {}
     for _, cell in cells.drop_duplicates("cell_key").iterrows():
         values = store.prompt_scores(cell["cell_key"])
@@ -75,8 +88,8 @@ def paired_ranks(cells: pd.DataFrame, store) -> dict[str, int] | None:
     for a in scores:
         for b in scores:
             if a != b and set(scores[a]) & set(scores[b]):
-                mean, se = paired_difference(scores[b], scores[a])
-                better[a] += bool(mean < -max(Z * se, 1e-12))  # b is significantly lower than a
+                mean, se, q = paired_difference(scores[b], scores[a])
+                better[a] += bool(mean < -max(q * se, 1e-12))  # b is significantly lower than a
     return {label: 1 + n for label, n in better.items()}
 
 

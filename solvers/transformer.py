@@ -58,7 +58,7 @@ class Transformer(Solver):
         if estimate > self.cpu_budget:
             extra = f" --preset {self.preset}" if self.preset != "cpu" else ""
             extra += f" --dropout {self.dropout:g}" if self.dropout else ""
-            if spec.n_train is not None and spec.seed > 0:  # a fixed training set differs per seed
+            if spec.seed > 0:  # each seed is its own training run
                 extra += f" --seeds {spec.seed + 1}"
             return (f"no checkpoint for this training distribution and no GPU: training would take about "
                     f"{estimate:.0f} s on the CPU ({recipe.name} recipe; budget cpu_budget={self.cpu_budget:g} s); "

@@ -218,3 +218,23 @@ def test_builtin_claims_quote_the_papers_verbatim(suite):
     assert len(loaded) >= 10
     for claim in loaded:
         assert claim.quote in text, claim.name
+
+
+def test_with_several_seeds_the_ratio_interval_is_over_seeds():
+    from scipy.stats import t
+
+    rng = np.random.default_rng(1)
+    scores = {}
+    for seed, gain in enumerate((1.10, 1.20, 1.15)):  # three training runs of different quality
+        b = rng.exponential(1.0, 300)
+        scores[("ref", seed)], scores[("x", seed)] = b, b * gain
+
+    class Store:
+        def prompt_scores(self, key):
+            return scores[key]
+
+    cells = pd.DataFrame([{"cell_key": (lab, s), "label": lab, "seed": s} for lab in ("x", "ref") for s in range(3)])
+    claim = claims.Claim(name="c", quote="q", source="s", metric="ratio", solver="x", reference="ref")
+    value, se, q = claims._paired_ratio(cells, claim, Store())
+    assert value == pytest.approx(1.15) and se == pytest.approx(np.std([1.1, 1.2, 1.15], ddof=1) / np.sqrt(3))
+    assert q == pytest.approx(t.ppf(0.975, 2))

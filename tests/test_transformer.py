@@ -89,8 +89,8 @@ def test_checkpoint_roundtrip_lookup_and_sidecar(tmp_path, monkeypatch):
     assert meta["steps"] == 20 and meta["config"]["n_layer"] == 2
     np.testing.assert_array_equal(predict(model, ds.test.x, ds.test.y), predict(loaded, ds.test.x, ds.test.y))
     assert path.read_bytes()[:8] != b"\x80\x04\x95"  # safetensors, not a pickle
-    # streams share a checkpoint across seeds; fixed training sets do not
-    assert checkpoints.key(ds.spec.with_seed(5), "tiny", 0.0) == name
+    # every seed is its own training run, streams too
+    assert checkpoints.key(ds.spec.with_seed(5), "tiny", 0.0) != name
     fixed = tiny_dataset(n_train=100).spec
     assert checkpoints.key(fixed.with_seed(5), "tiny", 0.0) != checkpoints.key(fixed, "tiny", 0.0)
 
@@ -270,7 +270,7 @@ def test_checkpoint_names_for_every_seed_of_a_fixed_training_set():
     from mrbench.transformer.command import needed_checkpoints
 
     stream, fixed = make_spec(dict(d=4, m=3, k_max=8)), make_spec(dict(d=4, m=3, k_max=8, n_train=64))
-    assert len(needed_checkpoints([stream], "tiny", 0.0, seeds=3)) == 1
+    assert len(needed_checkpoints([stream], "tiny", 0.0, seeds=3)) == 3
     names = needed_checkpoints([fixed], "tiny", 0.0, seeds=3)
     assert [s.seed for s in names.values()] == [0, 1, 2]
     assert checkpoints.key(fixed, "tiny", 0) == checkpoints.key(fixed, "tiny", 0.0)  # int and float dropout
@@ -373,3 +373,16 @@ def test_checkpoint_keys_survive_new_spec_fields():
     assert checkpoints.key(same, "cpu", 0.0) == "cpu-aef67ab8a547e4df"
     assert checkpoints.key(extended(**dataclasses.asdict(spec) | {"x_scales": (1.0, 2.0)}), "cpu", 0.0) != \
         "cpu-aef67ab8a547e4df"
+
+
+def test_two_training_seeds_of_a_stream_train_two_models(cli, tmp_path):
+    suite = tmp_path / "tt.toml"
+    suite.write_text(TINY_SUITE)
+    code, out, err = cli("train", "--suite", suite, "--preset", "tiny", "--steps", "20", "--batch-size", "16",
+                         "--seeds", "2", "--out-dir", tmp_path / "ck")
+    assert code == 0, err
+    files = checkpoints.sidecars(tmp_path / "ck")
+    assert len(files) == 2 and {json.loads(f.read_text())["training"]["seed"] for f in files} == {0, 1}
+    a, _ = checkpoints.load(files[0].with_suffix(".safetensors"))
+    b, _ = checkpoints.load(files[1].with_suffix(".safetensors"))
+    assert not torch.equal(a.read_in.weight, b.read_in.weight)  # independently trained

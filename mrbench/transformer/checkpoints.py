@@ -1,8 +1,9 @@
 """Checkpoints: safetensors weights (no pickle) with a JSON sidecar.
 
-A checkpoint is keyed by its training distribution and model: the spec's training fields
-(the seed only when the training set is fixed, since a stream does not depend on it), the
-preset and the dropout. Lookup: the user cache ($MRBENCH_CACHE, else ~/.cache/mrbench), then
+A checkpoint is keyed by its training distribution and model: the spec's training fields with
+the seed (a model trained with seed s for each replicate of `--seeds N`, so intervals over seeds
+cover training runs; a stream at seed 0 is keyed without it, as the first shipped ones were),
+the preset and the dropout. Lookup: the user cache ($MRBENCH_CACHE, else ~/.cache/mrbench), then
 the checkpoints shipped inside the package.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ def key(spec: Spec, preset: str, dropout: float) -> str:
     t = {name: getattr(ts, name, value) for name, value in KEYED_FIELDS.items()}
     t |= {f.name: getattr(ts, f.name) for f in dataclasses.fields(ts)
           if f.name not in KEYED_FIELDS and getattr(ts, f.name) != f.default}
-    if spec.n_train is None:
+    if spec.n_train is None and spec.seed == 0:  # the shipped names: streams were keyed without a seed
         t.pop("seed")
     # float(): `transformer[dropout=0]` and `--dropout 0` must name the same checkpoint
     payload = json.dumps({"train": t, "preset": preset, "dropout": float(dropout)}, sort_keys=True)

@@ -60,7 +60,7 @@ def summary(result: dict) -> str:
 
 def needed_checkpoints(specs, preset: str, dropout: float, seeds: int = 1) -> dict:
     """Checkpoint name -> a spec to train it from, for the cells of `mrbench run --seeds`:
-    shifted and differently sized test specs share one, and so do a stream's seeds."""
+    shifted and differently sized test specs share one; each seed has its own."""
     needed = {}
     for spec in specs:
         for seeded in (spec.with_seed(spec.seed + r) for r in range(seeds)):
