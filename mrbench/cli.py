@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", default="cpu",
                     help="paper | small | cpu | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96 (default cpu, the solver's)")
     tr.add_argument("--recipe", default="cpu",
-                    help="named recipe the options below override: cpu (2-core CPU, default) | default")
+                    help="named recipe the options below override: cpu (2-core CPU, default) | default (GPU) | "
+                         "pathak2023 (App. C of Pathak et al., GPU)")
     tr.add_argument("--steps", type=int, help="step budget")
     tr.add_argument("--seconds", type=float, help="training-seconds budget per checkpoint (whichever ends first)")
     tr.add_argument("--batch-size", type=int)

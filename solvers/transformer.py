@@ -13,7 +13,7 @@ from mrbench.transformer import checkpoints
 from mrbench.transformer.config import Config, make_recipe, preset_shape
 
 CPU_FLOPS = 3e10  # effective training FLOP/s (6 * params * tokens) measured on 2 CPU cores
-RECIPE_NAMES = ("auto", "cpu", "default")  # auto: cpu on the CPU, default on a GPU
+RECIPE_NAMES = ("auto", "cpu", "default", "pathak2023")  # auto: cpu on the CPU, default on a GPU
 
 
 class Transformer(Solver):

@@ -386,3 +386,18 @@ def test_two_training_seeds_of_a_stream_train_two_models(cli, tmp_path):
     a, _ = checkpoints.load(files[0].with_suffix(".safetensors"))
     b, _ = checkpoints.load(files[1].with_suffix(".safetensors"))
     assert not torch.equal(a.read_in.weight, b.read_in.weight)  # independently trained
+
+
+def test_the_pathak2023_recipe_follows_appendix_c():
+    from mrbench.transformer.config import RECIPES
+    from mrbench.transformer.train import dims_at, lr_at, pairs_at
+
+    r = RECIPES["pathak2023"]
+    assert (r.batch_size, r.lr, r.phase_steps, r.steps) == (64, 1e-4, 2000, 300_000)
+    assert [pairs_at(s, r, r.steps, 61) for s in (0, 1999, 2000, 49_999, 50_000, 299_999)] == [11, 11, 13, 59, 61, 61]
+    assert [dims_at(s, r, r.steps, 20) for s in (0, 2000, 29_999, 30_000, 299_999)] == [5, 6, 19, 20, 20]
+    assert {lr_at(s, r, r.steps) for s in (0, 1000, 150_000, 299_999)} == {1e-4}  # a constant step size
+    ds = tiny_dataset(n_train=None)
+    short = dataclasses.replace(r, steps=6, phase_steps=2, batch_size=8)
+    _, hist = train_model(ds.train, Config(d=4, max_pairs=9, **PRESETS["tiny"]), short, "cpu", 0, progress=False)
+    assert hist.pairs == 9 and hist.dims == 4  # 11 and 5 capped by K = 9 and d = 4

@@ -64,6 +64,10 @@ class Recipe:
     # compiled, the loss is masked instead, so that the shapes stay fixed
     curriculum: bool = False
     curriculum_dims: bool = False  # with the curriculum, also grow the dimension from 5 (fresh prompts)
+    # Garg et al.'s curriculum: one more phase (+2 pairs, +1 dimension) every phase_steps steps,
+    # instead of growing with the budget once the plateau is left
+    phase_steps: int | None = None
+    schedule: str = "cosine"  # after the warm-up: "cosine" to a tenth at the end, or "constant"
     # "uniform": plain MSE over all positions; "oracle": each position's squared error divided
     # by the oracle's MSE there (plus 1% of E[y^2], so sigma = 0 stays finite), which makes the
     # loss track the mean NMSE ratio to the oracle and weighs short prefixes by their ratio
@@ -85,6 +89,13 @@ RECIPES = {
     # dimension, which is what leaves the initial plateau; a budget in seconds.
     "cpu": Recipe(name="cpu", steps=10**8, seconds=5400.0, batch_size=128, lr=3e-3, curriculum=True,
                   curriculum_dims=True, eval_every=10**9, eval_seconds=120.0),
+    # Pathak et al., App. C (for GPUs): Adam (AdamW without weight decay is Adam), batch 64, a
+    # curriculum "as in Garg et al." in phases of 2000 steps (11 -> 61 pairs, 5 -> 20
+    # dimensions: 50,000 steps), then a final stage of 250,000 steps; a constant step size of
+    # 1e-4 (App. C's "0.1" would diverge with Adam; 1e-4 is Garg et al.'s, whose procedure App. C
+    # follows). Use it with `--preset paper`.
+    "pathak2023": Recipe(name="pathak2023", steps=300_000, batch_size=64, lr=1e-4, warmup=0.0, schedule="constant",
+                         curriculum=True, curriculum_dims=True, phase_steps=2000, eval_every=10_000),
 }
 
 

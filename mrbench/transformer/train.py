@@ -103,7 +103,10 @@ def _progress(step: int, start: int, total: int, recipe: Recipe, seconds: float)
 
 
 def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak at the end of the budget."""
+    """Linear warm-up, then cosine decay to a tenth of the peak at the end of the budget (or
+    the peak throughout, with schedule = "constant")."""
+    if recipe.warmup == 0 and recipe.schedule == "constant":
+        return recipe.lr
     if recipe.warmup >= 1:  # in steps
         if step < recipe.warmup:
             return recipe.lr * (step + 1) / recipe.warmup
@@ -113,6 +116,8 @@ def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
         if progress < recipe.warmup:
             return recipe.lr * max(progress / recipe.warmup, 0.01)
         progress = (progress - recipe.warmup) / (1 - recipe.warmup)
+    if recipe.schedule == "constant":
+        return recipe.lr
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -139,6 +144,8 @@ def pairs_at(step: int, recipe: Recipe, total: int, K: int, seconds: float = 0.0
     if not recipe.curriculum:
         return K
     start = min(11, K)
+    if recipe.phase_steps:
+        return min(K, start + 2 * (step // recipe.phase_steps))
     return min(K, start + 2 * int(_grown(step, recipe, total, seconds, grow_from) * math.ceil((K - start) / 2)))
 
 
@@ -149,6 +156,8 @@ def dims_at(step: int, recipe: Recipe, total: int, d: int, seconds: float = 0.0,
     if not (recipe.curriculum and recipe.curriculum_dims):
         return d
     start = min(5, d)
+    if recipe.phase_steps:
+        return min(d, start + step // recipe.phase_steps)
     return start + int(_grown(step, recipe, total, seconds, grow_from) * (d - start))
 
 
@@ -176,6 +185,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     from . import state as saved
 
     one_of("position_weights", recipe.position_weights, ("uniform", "oracle"))
+    one_of("schedule", recipe.schedule, ("cosine", "constant"))
     weights = position_weights(train).to(device) if recipe.position_weights == "oracle" else None
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -231,7 +241,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if recipe.curriculum and hist.grow_from is None:  # on the plateau: has the loss left it?
+            if recipe.curriculum and not recipe.phase_steps and hist.grow_from is None:  # still on the plateau?
                 now = [loss.item(), (y[:, : hist.pairs].float() ** 2).mean().item()]
                 ema = hist.plateau_ema or now
                 hist.plateau_ema = [0.98 * a + 0.02 * b for a, b in zip(ema, now)]
