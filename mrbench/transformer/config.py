@@ -92,8 +92,8 @@ RECIPES = {
     # Pathak et al., App. C (for GPUs): Adam (AdamW without weight decay is Adam), batch 64, a
     # curriculum "as in Garg et al." in phases of 2000 steps (11 -> 61 pairs, 5 -> 20
     # dimensions: 50,000 steps), then a final stage of 250,000 steps; a constant step size of
-    # 1e-4 (App. C's "0.1" would diverge with Adam; 1e-4 is Garg et al.'s, whose procedure App. C
-    # follows). Use it with `--preset paper`.
+    # 1e-4 (App. C's "0.1" is implausible for Adam, which moves each weight by about the step
+    # size; 1e-4 is Garg et al.'s, whose procedure App. C follows). Use it with `--preset paper`.
     "pathak2023": Recipe(name="pathak2023", steps=300_000, batch_size=64, lr=1e-4, warmup=0.0, schedule="constant",
                          curriculum=True, curriculum_dims=True, phase_steps=2000, eval_every=10_000),
 }
