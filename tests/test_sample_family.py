@@ -110,3 +110,18 @@ def test_more_components_than_dimensions(text):
     y[:, -1] = np.nan
     pred = solver(text).set_context(seed=0).fit(ds.train).predict(ds.test.x, y)
     assert pred.shape == y.shape and np.isfinite(pred).all()
+
+
+def test_jin_sweeps_have_an_oracle_that_is_not_zero():
+    """Over n, B, d and SNR the rates must be visible: the oracle x^T sum pi_k beta_k is not 0."""
+    import dataclasses
+
+    from mrbench.data import make_dataset
+    from mrbench.specs import load_suite
+
+    suite = load_suite("jin2024")
+    for spec in suite.specs:
+        if spec.section in ("training_prompts", "dimension", "snr", "iterations", "components") or not spec.symmetric:
+            ds = make_dataset(dataclasses.replace(spec, n_test=50))
+            assert np.abs(ds.test.coef).max() > 0.1 * spec.snr * spec.sigma, spec.name
+    assert any(s.symmetric for s in suite.specs if s.section == "prompt_length")  # the symmetric case is kept
