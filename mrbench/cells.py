@@ -11,7 +11,7 @@ import pandas as pd
 from .data import Dataset, hide_query
 from .errors import SkipSolver
 from .measure import Meter
-from .metrics import excess_curve, nmse_average, nmse_curve, pool_metrics
+from .metrics import excess_curve, nmse_average, nmse_curve, pool_metrics, recovery_curve
 from .solver import Solver, canonical_params
 from .specs import Spec
 from .statuses import FAILED, NOT_APPLICABLE, OK, SKIPPED
@@ -85,14 +85,17 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
         error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
         return frame({**base, "status": FAILED, "error": error, "fit_seconds": meter.seconds.get("fit"),
                       "peak_rss_mb": meter.peak_rss_mb()}), None
-    return frame(row, _curve(ds, pred)), pred
+    return frame(row, _curve(ds, pred, solver)), pred
 
 
-def _curve(ds: Dataset, pred: np.ndarray) -> dict:
+def _curve(ds: Dataset, pred: np.ndarray, solver: Solver) -> dict:
     nmse, se = nmse_curve(pred, ds.test.y, ds.spec.d)
     curve = {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
     if ds.test.coef is not None:  # sample-level family: excess MSE over the oracle
         curve["excess_mse"], curve["excess_mse_se"] = excess_curve(pred, ds.test.x, ds.test.coef)
+    est = solver.estimated_components()
+    if est is not None and ds.test.betas is not None and est.shape[2:] == ds.test.betas.shape[1:]:
+        curve["recovery_error"], curve["recovery_error_se"] = recovery_curve(est, ds.test.betas)
     return curve
 
 

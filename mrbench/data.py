@@ -55,18 +55,20 @@ def hide_query(y: np.ndarray) -> np.ndarray:
 class Prompts:
     """n prompts of K = k+1 pairs: x (n, K, d) float32, y (n, K) float64, component z ((n,) per
     prompt, (n, K) per pair), and for the sample-level family the oracle's coefficient
-    coef = sum_k pi_k beta_k of each prompt (n, d). Training prompts carry neither: z is None."""
+    coef = sum_k pi_k beta_k of each prompt (n, d) and its components betas (n, m, d), which
+    score how well a solver recovers them. Training prompts carry none of these: z is None."""
 
     x: np.ndarray
     y: np.ndarray
     z: np.ndarray | None
     coef: np.ndarray | None = None
+    betas: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def head(self, n: int) -> "Prompts":
-        return Prompts(*(None if a is None else a[:n] for a in (self.x, self.y, self.z, self.coef)))
+        return Prompts(*(None if a is None else a[:n] for a in (self.x, self.y, self.z, self.coef, self.betas)))
 
     def unlabelled(self) -> Prompts:
         """x and y only: what a solver may learn from (the latent components stay hidden)."""
@@ -113,7 +115,7 @@ def draw_sample(spec: Spec, n: int, K: int, rng: np.random.Generator) -> Prompts
     chosen = np.take_along_axis(B, z[..., None], axis=1)  # (n, K, d)
     weights = np.full(spec.m, 1.0 / spec.m) if pi is None else pi
     coef = np.einsum("k,nkd->nd", weights, B)
-    return Prompts(x, _rowdot(x.astype(np.float64), chosen) + spec.sigma * noise, z, coef)
+    return Prompts(x, _rowdot(x.astype(np.float64), chosen) + spec.sigma * noise, z, coef, B)
 
 
 def _draw(spec: Spec, pool, n: int, K: int, rng, x_scale: float = 1.0) -> Prompts:
@@ -129,8 +131,9 @@ def _draw_chunked(tag: int, spec: Spec, pool, n: int, K: int, x_scale: float = 1
         # Every chunk is drawn whole and cut, so a smaller set is a prefix of a larger one.
         parts.append(_draw(spec, pool, CHUNK, K, rng, x_scale).head(min(CHUNK, n - c * CHUNK)))
     fields = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "z")}
-    coef = None if parts[0].coef is None else np.concatenate([p.coef for p in parts])
-    return Prompts(**fields, coef=coef)
+    for f in ("coef", "betas"):
+        fields[f] = None if getattr(parts[0], f) is None else np.concatenate([getattr(p, f) for p in parts])
+    return Prompts(**fields)
 
 
 def test_pool(spec: Spec, pool: np.ndarray) -> np.ndarray:

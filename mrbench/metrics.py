@@ -33,6 +33,28 @@ def excess_curve(pred: np.ndarray, x: np.ndarray, coef: np.ndarray) -> tuple[np.
     return dist.mean(axis=0), dist.std(axis=0, ddof=1) / np.sqrt(dist.shape[0])
 
 
+def recovery_curve(est: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How well per-prompt component estimates recover the prompt's true components, per prefix
+    length: est (n, K1, m, d) (NaN where nothing was estimated, as at k = 0), betas (n, m, d).
+    For each prompt and k, the RMS over components of ||beta_hat_j - beta_p(j)|| under the best
+    permutation p of the components (which covers the sign ambiguity of the symmetric case,
+    beta_2 = -beta_1); its mean over prompts and standard error, per k."""
+    from itertools import permutations
+
+    est, betas = np.asarray(est, np.float64), np.asarray(betas, np.float64)
+    m = betas.shape[1]
+    best = np.full(est.shape[:2], np.inf)
+    for perm in permutations(range(m)):
+        err = ((est - betas[:, None, list(perm)]) ** 2).sum(-1).mean(-1)  # (n, K1)
+        best = np.minimum(best, err)
+    rms = np.sqrt(best)  # NaN where nothing was estimated: those k have no value
+    defined = ~np.isnan(rms).any(axis=0)
+    mean, se = np.full(rms.shape[1], np.nan), np.full(rms.shape[1], np.nan)
+    mean[defined] = rms[:, defined].mean(axis=0)
+    se[defined] = rms[:, defined].std(axis=0, ddof=1) / np.sqrt(len(rms))
+    return mean, se
+
+
 def pool_metrics(true_pool: np.ndarray, est_pool: np.ndarray, sigma: float,
                  true_pi: np.ndarray | None = None, est_pi: np.ndarray | None = None) -> dict[str, float]:
     """Recovery of an estimated pool.

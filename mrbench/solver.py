@@ -87,6 +87,12 @@ class Solver:
         """Fitted quantities stored beside the curve (pool recovery, iterations, checkpoint)."""
         return {}
 
+    def estimated_components(self) -> np.ndarray | None:
+        """For solvers that estimate each prompt's own components (in-context EM): after
+        predict, (n, k+1, K, d), entry i from the prefix that predicts position i (NaN at
+        i = 0). The framework scores their recovery against the truth (`recovery_error`)."""
+        return None
+
     def __repr__(self) -> str:
         return self.label()
 

@@ -30,6 +30,7 @@ SCHEMA = pa.schema([
     ("k", pa.int64()), ("nmse", pa.float64()), ("nmse_se", pa.float64()),
     ("nmse_avg", pa.float64()), ("nmse_avg_se", pa.float64()),
     ("excess_mse", pa.float64()), ("excess_mse_se", pa.float64()),
+    ("recovery_error", pa.float64()), ("recovery_error_se", pa.float64()),
     ("status", pa.string()), ("error", pa.string()),
     ("fit_seconds", pa.float64()), ("predict_seconds", pa.float64()),
     ("peak_rss_mb", pa.float64()), ("peak_gpu_mb", pa.float64()),

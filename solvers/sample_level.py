@@ -66,10 +66,15 @@ class ICLEM(Solver):
         X, Y = torch.from_numpy(x.astype(np.float64)), torch.from_numpy(y.astype(np.float64))
         starts = self._random_starts(x)
         out = torch.zeros(Y.shape, dtype=torch.float64)
+        self.components_ = np.full((*x.shape[:2], self.K_, x.shape[2]), np.nan)
         for i in range(1, X.shape[1]):  # prefix of i pairs predicts position i
             B, pi = self._em(X[:, :i], Y[:, :i], starts[:, i])
             out[:, i] = torch.einsum("nd,nd->n", X[:, i], (pi[..., None] * B).sum(1))
+            self.components_[:, i] = B.numpy()
         return out.numpy()
+
+    def estimated_components(self):
+        return self.components_
 
     def _random_starts(self, x):
         """Random directions for every prompt and prefix: (n, k+1, K, d or K). Each prompt's come

@@ -125,3 +125,44 @@ def test_jin_sweeps_have_an_oracle_that_is_not_zero():
             ds = make_dataset(dataclasses.replace(spec, n_test=50))
             assert np.abs(ds.test.coef).max() > 0.1 * spec.snr * spec.sigma, spec.name
     assert any(s.symmetric for s in suite.specs if s.section == "prompt_length")  # the symmetric case is kept
+
+
+def test_recovery_error_is_up_to_permutation_and_sign():
+    from mrbench.metrics import recovery_curve
+
+    rng = np.random.default_rng(0)
+    beta = rng.standard_normal((50, 1, 6))
+    betas = np.concatenate([beta, -beta], axis=1)  # the symmetric case: beta_2 = -beta_1
+    est = np.full((50, 4, 2, 6), np.nan)
+    est[:, 1] = betas[:, ::-1]  # swapped (equivalently, every sign flipped): error 0
+    delta = np.zeros(6)
+    delta[0] = 0.3
+    est[:, 2] = betas + delta  # each component off by 0.3
+    est[:, 3] = betas[:, ::-1] + delta  # swapped and off by 0.3
+    mean, se = recovery_curve(est, betas)
+    assert np.isnan(mean[0]) and mean[1] == pytest.approx(0.0, abs=1e-12)
+    assert mean[2] == pytest.approx(0.3) and mean[3] == pytest.approx(0.3) and se[2] == pytest.approx(0.0, abs=1e-12)
+    three = rng.standard_normal((20, 3, 4))
+    est3 = three[:, None, [2, 0, 1]] + 0.1  # a 3-cycle, every coordinate off by 0.1: RMS 0.2
+    assert recovery_curve(est3, three)[0][0] == pytest.approx(0.2)
+
+
+def test_in_context_em_stores_its_recovery_error(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text("""
+[suite]
+name = "rec"
+[defaults]
+family = "sample"
+d = 4
+K = 2
+k_max = 30
+n_test = 60
+snr = 5.0
+[sections.a]
+solvers = ["icl_em", "ols"]
+""")
+    frame = mrbench.run(suite=spec, out=tmp_path / "r", progress=False, report=False)
+    em = frame[frame["solver"] == "icl_em"].set_index("k")["recovery_error"]
+    assert np.isnan(em[0]) and em[30] < 0.6 * em[2] < 0.6 * 5.0  # ||beta|| = 5: better with more pairs
+    assert frame[frame["solver"] == "ols"]["recovery_error"].isna().all()
