@@ -26,6 +26,22 @@ grid = { shift_value = [0.5, 2.0] }
 [sections.fixed]
 m = 2
 grid = { n_train = [200, 400] }
+[claims.argmin_close]
+quote = "the argmin is <i>close</i> to the posterior mean"
+source = "a test"
+sections = ["main"]
+metric = "ratio"
+solver = "argmin"
+reference = "posterior_mean"
+holds_if = "<= 10"
+[claims.em_close]
+quote = "EM is close to the posterior mean"
+source = "a test"
+sections = ["fixed"]
+metric = "worst_ratio"
+solver = "em"
+reference = "posterior_mean"
+holds_if = "<= 0.5"
 """
 
 EVIL = """
@@ -109,6 +125,7 @@ def test_report_in_headless_chromium(results, tmp_path):
         page.wait_for_load_state("load")
         widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
         boards = page.eval_on_selector_all("table.leaderboard", "ts => ts.map(t => t.rows.length - 1)")
+        verdicts = page.eval_on_selector_all("#scorecard tr", "rs => rs.slice(1).map(r => r.cells[4].innerText)")
         text = page.inner_text("body")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
@@ -117,6 +134,7 @@ def test_report_in_headless_chromium(results, tmp_path):
     n_solvers = 6  # posterior_mean, argmin, ols, em, broken (failed), the escaped one
     assert boards and all(n == n_solvers for n in boards), boards
     assert "<script>alert(1)</script>" in text  # shown as text
+    assert verdicts == ["holds", "fails"] and "the argmin is <i>close</i> to the posterior mean" in text
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
