@@ -1,4 +1,5 @@
-"""Prompt generation for the prompt-level mixture (Pathak et al. 2023, REFERENCE section 1).
+"""Prompt generation for the prompt-level mixture (Pathak et al. 2023, Sec. 2) and the
+sample-level one (Jin et al. 2024).
 
 Determinism: every array comes from numpy's PCG64 seeded by a SeedSequence of explicit integers,
 and y is computed by a fixed-order sum, so the same spec and seed give the same bits on any

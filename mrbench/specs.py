@@ -42,7 +42,7 @@ class Spec:
     pool_seed: int = 0
     seed: int = 0
     pi: tuple[float, ...] | None = None  # component weights; None: uniform
-    # Sample-level family only (REFERENCE section 5): ||beta_k|| = snr * sigma, beta drawn
+    # Sample-level family only (Jin et al. 2024; the law is ours): ||beta_k|| = snr * sigma, beta drawn
     # afresh per prompt or fixed (from pool_seed), beta_2 = -beta_1 when symmetric (K = 2).
     snr: float = 1.0
     components: str = "per_prompt"

@@ -1,5 +1,5 @@
 """Subspace, cluster, classify, refine: Kong, Somani, Song, Kakade, Oh 2020, "Meta-learning for
-mixed linear regression", implemented from the steps in REFERENCE section 3 (not from its demo
+mixed linear regression" (arXiv 2002.08936), implemented from the paper's steps (not from its demo
 code). Not the "SA" of Pathak et al. (Jain et al. 2023, Algorithm 1), whose text we do not have.
 
 Our choices: the subspace uses every training prompt; clustering uses the first `n_cluster`

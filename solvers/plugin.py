@@ -1,5 +1,5 @@
 """The plug-in predictor shared by solvers that estimate a pool: the posterior mean or argmin
-of REFERENCE section 1 over the estimated components."""
+of Pathak et al. (displays 4 and 7) over the estimated components."""
 import numpy as np
 
 from mrbench import Solver
