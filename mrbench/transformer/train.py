@@ -226,7 +226,8 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
                 break
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, recipe, recipe.steps, elapsed)
-            if recipe.curriculum and hist.grow_from is None and _progress(step, 0, recipe.steps, recipe, elapsed) >= HOLD_AT_MOST:
+            plateau = recipe.curriculum and not recipe.phase_steps and hist.grow_from is None
+            if plateau and _progress(step, 0, recipe.steps, recipe, elapsed) >= HOLD_AT_MOST:
                 hist.grow_from = HOLD_AT_MOST
             hist.pairs = max(hist.pairs, pairs_at(step, recipe, recipe.steps, K, elapsed, hist.grow_from))
             hist.dims = max(hist.dims, dims_at(step, recipe, recipe.steps, cfg.d, elapsed, hist.grow_from))
@@ -241,7 +242,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if recipe.curriculum and not recipe.phase_steps and hist.grow_from is None:  # still on the plateau?
+            if plateau and hist.grow_from is None:  # still on the plateau: has the loss left it?
                 now = [loss.item(), (y[:, : hist.pairs].float() ** 2).mean().item()]
                 ema = hist.plateau_ema or now
                 hist.plateau_ema = [0.98 * a + 0.02 * b for a, b in zip(ema, now)]
