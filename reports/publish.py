@@ -1,0 +1,82 @@
+"""Rebuild the published reference reports: a complete run of each built-in suite on this machine
+with everything that runs here, its HTML report, its claims scorecard, and an index in
+reports/README.md (machine, date, git commit, wall time). Rerun it when solvers change:
+
+    python reports/publish.py                      # quick, pathak2023, jin2024
+    python reports/publish.py --suites jin2024     # one of them (the index keeps the others' rows)
+
+Each suite's results go to reports/SUITE/results (emptied first, so the run is complete and
+fresh). Raw predictions are removed after the report is built (they are large; the report
+keeps what it drew from them); the Parquet cells, per-prompt scores and run records stay, so
+`mrbench report reports/SUITE/results` rebuilds the leaderboards and the scorecard.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+INDEX = HERE / "index.json"
+
+
+def publish(suite: str) -> dict:
+    import mrbench
+    from mrbench.claims import scorecard_text
+    from mrbench.leaderboard import current
+    from mrbench.provenance import git_commit
+    from mrbench.report import load_runs, scorecard, write_report
+    from mrbench.store import Store, load_results
+
+    out = HERE / suite / "results"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    frame = mrbench.run(suite=suite, out=out, device="cpu", progress=False, report=False)
+    wall = time.perf_counter() - t0
+    html = write_report(out, HERE / f"{suite}.html")
+    verdicts = scorecard(current(load_results(out)), load_runs(out), Store(out))
+    (HERE / f"{suite}-claims.txt").write_text(scorecard_text(verdicts) + "\n" if verdicts else "no claims\n")
+    shutil.rmtree(out / "_predictions", ignore_errors=True)
+    cells = frame.drop_duplicates("cell_key")["status"].value_counts().to_dict()
+    return {"suite": suite, "report": html.name, "claims": f"{suite}-claims.txt", "wall_seconds": round(wall, 1),
+            "cells": cells, "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+            "verdicts": {v.claim.name: v.verdict for v in verdicts}}
+
+
+def write_index(entries: dict) -> None:
+    INDEX.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    lines = ["# Published reference reports", "",
+             "Complete runs of the built-in suites on a CPU-only machine, each with everything that runs there",
+             "(rows that need a GPU, such as the paper-size transformer, are skipped and say so). Rebuilt by",
+             "`python reports/publish.py`; `mrbench report reports/SUITE/results --claims` rebuilds a report and its",
+             "scorecard from the stored results (raw predictions are not kept).", "",
+             "| suite | report | claims | cells | wall time | machine | date | git commit |", "|---|---|---|---|---|---|---|---|"]
+    for e in entries.values():
+        cells = ", ".join(f"{n} {s}" for s, n in sorted(e["cells"].items()))
+        lines.append(f"| {e['suite']} | [{e['report']}]({e['report']}) | [{e['claims']}]({e['claims']}) | {cells} | "
+                     f"{e['wall_seconds']:.0f} s | {e['machine']} | {e['date']} | `{e['git_commit']}` |")
+    (HERE / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suites", default="quick,pathak2023,jin2024")
+    args = ap.parse_args(argv)
+    entries = json.loads(INDEX.read_text()) if INDEX.exists() else {}
+    for suite in args.suites.split(","):
+        print(f"publishing {suite} ...", flush=True)
+        entries[suite] = publish(suite)
+        print(f"  {entries[suite]['wall_seconds']} s, cells {entries[suite]['cells']}", flush=True)
+        write_index(entries)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
