@@ -218,7 +218,7 @@ def curves(dirs: list[str]):
     for sidecar in [p for d in dirs for p in checkpoints.sidecars(d, recursive=True)]:
         meta = json.loads(sidecar.read_text())
         label = sidecar.parent / "label"
-        label = label.read_text() if label.exists() else meta["preset"]
+        label = label.read_text().strip() if label.exists() else meta["preset"]
         r = meta["recipe"]
         print(f"\n{label}: m = {meta['training']['m']}, sigma = {meta['training']['sigma']:g}, "
               f"{meta['config']['n_layer']}x{meta['config']['n_head']}x{meta['config']['n_embd']} "
