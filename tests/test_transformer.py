@@ -97,14 +97,14 @@ def test_checkpoint_roundtrip_lookup_and_sidecar(tmp_path, monkeypatch):
 
 def test_skipped_on_cpu_without_checkpoint_names_mrbench_train(tmp_path, monkeypatch):
     monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))
-    frame = mrbench.run(suite="pathak2023:fig2", solvers="transformer", where="m == 5 and sigma == 1", device="cpu",
-                        out=tmp_path / "r", progress=False, report=False)
+    frame = mrbench.run(suite="pathak2023:fig2", solvers="transformer[preset='small']", where="m == 5 and sigma == 1",
+                        device="cpu", out=tmp_path / "r", progress=False, report=False)  # the cpu preset's is shipped
     assert (frame.status == "skipped").all()
     from mrbench.transformer.config import RECIPES
 
     budget = f"about {RECIPES['cpu'].seconds:.0f} s on the CPU (cpu recipe"  # the recipe's budget
     assert frame.error.str.contains(budget, regex=False).all()
-    assert frame.error.str.contains("mrbench train --suite pathak2023`").all()
+    assert frame.error.str.contains("mrbench train --suite pathak2023 --preset small`").all()
     from mrbench.specs import make_spec
     from mrbench.solvers.transformer import Transformer
 
