@@ -36,6 +36,7 @@ def publish(suite: str) -> dict:
 
     out = HERE / suite / "results"
     shutil.rmtree(out, ignore_errors=True)
+    commit = git_commit()  # the code that runs, not whatever is checked out when it ends
     t0 = time.perf_counter()
     frame = mrbench.run(suite=suite, out=out, device="cpu", progress=False, report=False)
     wall = time.perf_counter() - t0
@@ -45,7 +46,7 @@ def publish(suite: str) -> dict:
     shutil.rmtree(out / "_predictions", ignore_errors=True)
     cells = frame.drop_duplicates("cell_key")["status"].value_counts().to_dict()
     return {"suite": suite, "report": html.name, "claims": f"{suite}-claims.txt", "wall_seconds": round(wall, 1),
-            "cells": cells, "git_commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cells": cells, "git_commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
             "verdicts": {v.claim.name: v.verdict for v in verdicts}}
 
