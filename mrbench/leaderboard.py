@@ -104,7 +104,8 @@ def _info(text) -> dict:
 def _detail(infos: pd.Series) -> str:
     """What produced a row, when a solver says so in its info's `summary` (a trained model's
     checkpoint: "cpu preset · 3.1M prompts · CPU 70 min"); several seeds' summaries joined."""
-    return " | ".join(dict.fromkeys(str(_info(v)["summary"]) for v in infos if "summary" in _info(v)))
+    summaries = (_info(v).get("summary") for v in infos)  # each info parsed once
+    return " | ".join(dict.fromkeys(str(s) for s in summaries if s is not None))
 
 
 def models(results: pd.DataFrame) -> list[dict]:
