@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mrbench.data import make_dataset
-from mrbench.estimation import Stats, batch_em, sphere
+from mrbench.solvers.estimation import Stats, batch_em, sphere
 from mrbench.measure import Meter
 from mrbench.solvers.em import EM
 from mrbench.specs import make_spec

@@ -4,7 +4,7 @@ Timing runs over the size grid; peak memory and accuracy over a smaller one (asv
 process for every benchmark and parameter set, so the grid is the suite's cost)."""
 from mrbench.data import hide_query
 
-from .common import FAMILY, PER_PROMPT, TRAINED, dataset, fitted, nmse_ratio
+from .common import FAMILIES, FAMILY, PER_PROMPT, TRAINED, dataset, fitted, nmse_ratio
 
 
 class _PerPromptSetup:
@@ -12,7 +12,7 @@ class _PerPromptSetup:
     timeout = 300
 
     def setup_cache(self):
-        return {(f, m, k): dataset(m, k, n_train=1, family=f) for f in ("prompt", "sample")
+        return {(f, m, k): dataset(m, k, n_train=1, family=f) for f in FAMILIES
                 for m in (5, 20) for k in (20, 60)}
 
     def setup(self, data, name, m, k):
@@ -49,10 +49,10 @@ class _TrainedSetup:
 
     def setup_cache(self):
         out = {}
-        for f in ("prompt", "sample"):
+        for f in FAMILIES:
             for m in (5, 20):
                 for n in (4000, 16000):
-                    ds = dataset(m, 60 if f == "prompt" else 20, n_train=n, family=f)
+                    ds = dataset(m, n_train=n, family=f)
                     ds.train.fixed()  # generated here, once, and cached with the dataset
                     out[(f, m, n)] = ds
         return out
@@ -92,9 +92,9 @@ class TrainedPredict:
 
     def setup_cache(self):
         out = {}
-        for f in ("prompt", "sample"):
+        for f in FAMILIES:
             for m in (5, 20):
-                ds = dataset(m, 60 if f == "prompt" else 20, n_train=4000, family=f)
+                ds = dataset(m, n_train=4000, family=f)
                 ds.train.fixed()
                 out[(f, m)] = ds
         return out

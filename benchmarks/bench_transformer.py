@@ -36,16 +36,16 @@ class TrainStep:
     whether it runs under bf16 autocast ("bf16" in it) and torch.compile ("compiled" in it).
     The GPU table's bf16-compiled falls back to fp32 eager without CUDA (a smoke test)."""
 
-    def __init__(self, mode: str, preset: str = "paper", batch: int = 1024, device: str = "cuda", K: int = 61):
+    def __init__(self, mode: str, preset: str = "paper", batch: int = 1024, device: str = "cuda", P: int = 61):
         torch.manual_seed(0)
-        self.model = InContextRegressor(Config(d=20, max_pairs=K, **preset_shape(preset))).to(device)
+        self.model = InContextRegressor(Config(d=20, max_pairs=P, **preset_shape(preset))).to(device)
         cuda = device.startswith("cuda")
         smoke = mode == "bf16-compiled" and not cuda
         self.bf16 = "bf16" in mode and not smoke
         self.step = torch.compile(self.model) if "compiled" in mode and not smoke else self.model
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=device.startswith("cuda") or None)
-        self.x, self.y = torch.randn(batch, K, 20, device=device), torch.randn(batch, K, device=device)
-        self.tokens, self.device = batch * (2 * K - 1), device
+        self.x, self.y = torch.randn(batch, P, 20, device=device), torch.randn(batch, P, device=device)
+        self.tokens, self.device = batch * (2 * P - 1), device
         for _ in range(3):  # compile and warm up
             self()
         self.sync()
@@ -248,6 +248,7 @@ def main(argv=None):
     cu.add_argument("dirs", nargs="+")
     cu.add_argument("--train", action="store_true", help="train the study's runs into the first DIR first")
     cu.add_argument("--seconds", type=float, default=300.0, help="training seconds per run (with --train)")
+    cu.add_argument("--parallel", type=int, default=2, help="runs at a time, one thread each (with --train)")
     args = ap.parse_args(argv)
     if args.what == "throughput":
         throughput(args.preset, args.batch, args.steps, args.device)
@@ -255,7 +256,7 @@ def main(argv=None):
         quality(args.dirs)
     elif args.what == "curves":
         if args.train:
-            curves_train(Path(args.dirs[0]), args.seconds)
+            curves_train(Path(args.dirs[0]), args.seconds, args.parallel)
         curves(args.dirs)
     else:
         cpu_table()

@@ -9,7 +9,7 @@ from mrbench import Solver
 
 class OnlineLMS(Solver):
     name = "online_lms"
-    family = "data-driven"
+    group = "data-driven"
 
     def __init__(self, lr=0.02):
         self.lr = lr

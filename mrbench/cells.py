@@ -11,21 +11,20 @@ import pandas as pd
 from .data import Dataset, hide_query
 from .errors import SkipSolver
 from .measure import Meter
-from .metrics import excess_curve, nmse_average, nmse_curve, pool_metrics, recovery_curve
+from .families import family_of, own_fields
+from .metrics import nmse_average, nmse_curve, pool_metrics, recovery_curve
 from .solver import Solver, canonical_params
 from .specs import Spec
 from .statuses import FAILED, NOT_APPLICABLE, OK, SKIPPED
-from .store import COLUMNS
-
-SPEC_COLUMNS = ("family", "d", "m", "sigma", "k_max", "n_train", "n_test", "shift_kind", "shift_value",
-                "pool_seed", "seed", "suite", "section", "snr", "components", "symmetric")
+from .store import schema
 
 
 def base_row(key: str, spec: Spec, solver: Solver, context: dict) -> dict:
-    row = {f: getattr(spec, f) for f in SPEC_COLUMNS}
+    row = dict.fromkeys(own_fields()) | spec.fields()
+    del row["name"]
     row["pi"] = "uniform" if spec.pi is None else json.dumps(list(spec.pi))
     row.update(spec=spec.name, solver=solver.name, solver_params=canonical_params(solver.get_params()),
-               label=solver.label(), solver_family=solver.family, oracle=bool(solver.requires_truth),
+               label=solver.label(), solver_group=solver.group, oracle=bool(solver.requires_truth),
                trained=bool(solver.trained), cell_key=key, code_version=solver.code_version(),
                status=OK, error=None, **context)
     return row
@@ -37,10 +36,11 @@ def frame(base: dict, curve: dict | None = None) -> pd.DataFrame:
         out = pd.DataFrame([{**base, "k": None}])
     else:
         out = pd.DataFrame({**{k: [v] * len(curve["k"]) for k, v in base.items()}, **curve})
-    for col in COLUMNS:
+    columns = schema().names
+    for col in columns:
         if col not in out:
             out[col] = None
-    return out[COLUMNS]
+    return out[columns]
 
 
 def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solver, device: str, context: dict,
@@ -49,7 +49,7 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
     label within one training distribution, so shifted test specs reuse one fit; oracles are
     fitted afresh (their truth can describe the test prompts)."""
     base = base_row(key, spec, solver, context)
-    if spec.family not in solver.families:
+    if not solver.applies_to(spec.family):
         return frame({**base, "status": NOT_APPLICABLE,
                       "error": f"applies to family {' or '.join(solver.families)}, not {spec.family}"}), None
     meter = Meter(device)
@@ -91,8 +91,7 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
 def _curve(ds: Dataset, pred: np.ndarray, solver: Solver) -> dict:
     nmse, se = nmse_curve(pred, ds.test.y, ds.spec.d)
     curve = {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
-    if ds.test.coef is not None:  # sample-level family: excess MSE over the oracle
-        curve["excess_mse"], curve["excess_mse_se"] = excess_curve(pred, ds.test.x, ds.test.coef)
+    curve.update(family_of(ds.spec).curve_scores(ds, pred))
     est = solver.estimated_components()
     if est is not None and ds.test.betas is not None and est.shape[2:] == ds.test.betas.shape[1:]:
         curve["recovery_error"], curve["recovery_error_se"] = recovery_curve(est, ds.test.betas)

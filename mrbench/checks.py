@@ -12,20 +12,24 @@ import numpy as np
 
 from .data import hide_query, make_dataset
 from .errors import SkipSolver
+from .families import families, get as get_family
 from .solver import Solver
 from .specs import make_spec
 
 TINY = dict(d=4, m=3, k_max=8, n_train=256, n_test=24, pool_seed=1, seed=2)
 
 
-def tiny_dataset(**overrides):
-    if overrides.get("family") == "sample":
-        overrides = {"snr": 3.0, **overrides, "sigma": overrides.get("sigma") or 0.5}  # sample needs sigma > 0
-    return make_dataset(make_spec({**TINY, **overrides}))
+def tiny_dataset(family: str = "prompt", **overrides):
+    return make_dataset(make_spec({**TINY, **get_family(family).tiny({"family": family, **overrides})}))
+
+
+def declared_families(cls) -> list[str]:
+    """The registered data families a solver applies to: its checks run on each."""
+    return [name for name in families() if cls.applies_to(name)]
 
 
 def _tiny_for(cls, family=None, **overrides):
-    return tiny_dataset(family=family or cls.families[0], **overrides)
+    return tiny_dataset(family or declared_families(cls)[0], **overrides)
 
 
 def _fit_predict(cls, ds, params, device="cpu", seed=0, y=None):
@@ -83,8 +87,8 @@ def check_causal(cls, params, family=None):
     """Prediction i may use pairs 0..i-1 and x_i only: changing y_j moves nothing at i <= j."""
     ds = _tiny_for(cls, family)
     solver, base = _fit_predict(cls, ds, params)
-    K = ds.test.y.shape[1]
-    for j in range(K - 1):  # every label: a solver may peek at any position
+    P = ds.test.y.shape[1]
+    for j in range(P - 1):  # every label: a solver may peek at any position
         y = hide_query(ds.test.y)
         y[:, j] += 10.0
         moved = solver.predict(ds.test.x, y)
@@ -118,7 +122,7 @@ def check_solver(cls: type[Solver], params: dict | None = None) -> None:
     AssertionError (or SkipSolver) on the first failure."""
     params = {**cls.test_params, **(params or {})}
     check_params(cls, params)
-    for family in cls.families:
+    for family in declared_families(cls):
         for check in CHECKS:
             run_check(check, cls, params, family)
 
@@ -141,7 +145,7 @@ def run_checks(cls: type[Solver], params: dict | None = None) -> list[tuple[str,
         out.append(("-", "check_params", "PASS", ""))
     except AssertionError as exc:
         return [("-", "check_params", "FAIL", str(exc))]
-    for family in cls.families:
+    for family in declared_families(cls):
         for check in CHECKS:
             try:
                 run_check(check, cls, params, family)

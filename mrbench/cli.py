@@ -145,7 +145,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_check(args) -> int:
     """PASS / FAIL / SKIP per check and data family; exit 1 if any check fails."""
-    from .checks import run_checks
+    from .checks import declared_families, run_checks
     from .errors import UserError
     from .registry import load_plugin, load_registry
 
@@ -166,7 +166,7 @@ def _cmd_check(args) -> int:
             failed += 1
             continue
         kind = "oracle" if entry.cls.requires_truth else ("trained" if entry.cls.trained else "per-prompt")
-        print(f"{entry.name} ({kind}; families: {', '.join(entry.cls.families)})")
+        print(f"{entry.name} ({kind}; families: {', '.join(declared_families(entry.cls))})")
         for family, check, status, message in run_checks(entry.cls):
             print(f"  {status:<4} {check} [{family}]" + (f": {message}" if message else ""))
             failed += status == "FAIL"
@@ -187,6 +187,12 @@ def _cmd_list(args) -> int:
         kind = "oracle" if cls.requires_truth else ("trained" if cls.trained else "per-prompt")
         params = ", ".join(f"{k}={v!r}" for k, v in cls.param_defaults().items()) or "-"
         print(f"  {name:<16} {kind:<10} available  params: {params}  [{entry.source}]")
+    from .families import families
+
+    print("data families:")
+    for name, family in families().items():
+        fields = ", ".join(f"{k}={v!r}" for k, v in family.fields.items()) or "-"
+        print(f"  {name:<16} oracle {family.oracle:<16} fields: {fields}  {family.description}")
     print("suites:")
     for name in sorted(builtin_suites()):
         suite = load_suite(name)

@@ -28,8 +28,8 @@ class Figure:
     fig: object
 
 
-def _style(families: pd.Series) -> dict:
-    return STYLE.get(families.iloc[0], STYLE["data-driven"])
+def _style(groups: pd.Series) -> dict:
+    return STYLE.get(groups.iloc[0], STYLE["data-driven"])
 
 
 def t(text) -> str:
@@ -48,7 +48,7 @@ def _ok(results: pd.DataFrame) -> pd.DataFrame:
 def _mean_curves(part: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of NMSE at each k, per solver label."""
     return part.groupby(["label", "k"], sort=True).agg(nmse=("nmse", "mean"), se=("nmse_se", "mean"),
-                                                      family=("solver_family", "first")).reset_index()
+                                                      group=("solver_group", "first")).reset_index()
 
 
 def _log_axis(ax, curves: pd.DataFrame, floor_from: pd.Series | None = None):
@@ -65,8 +65,8 @@ def curve_figure(results: pd.DataFrame, spec: str) -> Figure:
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for label, c in curves.groupby("label", sort=False):
-            ax.plot(c["k"], c["nmse"], label=t(label), **_style(c["family"]))
-        non_oracle = curves[curves["family"] != "oracle"]["nmse"]
+            ax.plot(c["k"], c["nmse"], label=t(label), **_style(c["group"]))
+        non_oracle = curves[curves["group"] != "oracle"]["nmse"]
         # At sigma = 0 the oracles sit ~30 decades below the rest (the paper omits them there).
         _log_axis(ax, curves, non_oracle if len(non_oracle) and curves["nmse"].min() < 1e-12 else None)
         ax.set(xlabel="k (pairs in the prompt)", ylabel="NMSE (MSE / d)", title=t(spec))
@@ -89,7 +89,7 @@ def fixed_n_figures(results: pd.DataFrame) -> list[Figure]:
             for ax, n in zip(axes[0], ns):
                 sub = part[part["n_train"] == n]
                 for label, c in _mean_curves(sub).groupby("label", sort=False):
-                    line, = ax.plot(c["k"], c["nmse"], label=t(label), **_style(c["family"]))
+                    line, = ax.plot(c["k"], c["nmse"], label=t(label), **_style(c["group"]))
                     ref = sub[sub["label"] == label]["pool_oracle_nmse"].dropna()
                     if len(ref):
                         ax.axhline(ref.mean(), color=line.get_color(), linewidth=0.9, alpha=0.7, linestyle="-.")
@@ -112,7 +112,7 @@ def probe_figures(probes: dict[str, tuple[str, pd.DataFrame]]) -> list[Figure]:
         with plt.rc_context(RC):
             fig, ax = plt.subplots(figsize=(7, 4.2))
             for label, c in table.groupby("label", sort=False):
-                ax.plot(c["k"], c["dsq"], label=t(label), **_style(c["family"]))
+                ax.plot(c["k"], c["dsq"], label=t(label), **_style(c["group"]))
             _log_axis(ax, table.rename(columns={"dsq": "nmse"}))
             ax.set(xlabel="k", ylabel=t(f"d_k^sq({reference}, g)"), title=t(spec))
             ax.legend(fontsize=8)
@@ -128,7 +128,7 @@ def shift_figures(results: pd.DataFrame) -> list[Figure]:
     ok, out = _ok(results), []
     shifted = ok[ok["shift_kind"] != "none"]
     for (section, kind, m), part in shifted.groupby(["section", "shift_kind", "m"]):
-        group = part.drop_duplicates("label").set_index("label")["solver_family"]
+        group = part.drop_duplicates("label").set_index("label")["solver_group"]
         order = {"trained": 0, "oracle": 1}
         labels = sorted(group.index, key=lambda l: (order.get(group[l], 2), l))[:6]
         values = sorted(part["shift_value"].unique())
@@ -155,16 +155,17 @@ SAMPLE_AXES = (("k_max", "prompt length n"), ("n_train", "training prompts B"), 
                ("snr", "SNR ||beta|| / sigma"), ("m", "components K"))
 
 
-def sample_figures(results: pd.DataFrame) -> list[Figure]:
-    """Sample-level family: excess MSE over the oracle at the last query (k = k_max) against
-    the prompt length, training prompts, dimension, SNR or K, whichever a section varies."""
+def excess_figures(results: pd.DataFrame, families: list[str]) -> list[Figure]:
+    """Families scored by excess MSE (the sample-level one): excess over the oracle at the last
+    query (k = k_max) against the prompt length, training prompts, dimension, SNR or K,
+    whichever a section varies."""
     ok, out = _ok(results), []
-    ok = ok[(ok["family"] == "sample") & (ok["k"] == ok["k_max"])]
+    ok = ok[ok["family"].isin(families) & (ok["k"] == ok["k_max"])]
     for section, part in ok.groupby("section"):
         for field, name in SAMPLE_AXES:
             if part[field].nunique() < 2:
                 continue
-            others = [c for c in ("symmetric", "pi") if part[c].nunique() > 1]
+            others = [c for c in ("symmetric", "pi") if c in part and part[c].nunique() > 1]
             with plt.rc_context(RC):
                 fig, ax = plt.subplots(figsize=(7, 4.2))
                 for keys, sub in part.groupby(["label", *others], sort=True):
@@ -174,7 +175,7 @@ def sample_figures(results: pd.DataFrame) -> list[Figure]:
                     if len(c):
                         label = keys[0] + "".join(f", {o}={v}" for o, v in zip(others, keys[1:]))
                         ax.plot(c.index, c.values, marker="o", label=t(label),
-                                **_style(sub["solver_family"]))
+                                **_style(sub["solver_group"]))
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 title = f"{section}: excess MSE against {name}"

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from . import formatting as fmt
+from .families import families
 from .statuses import FINAL, OK
 
-REFERENCE = {"prompt": "posterior_mean", "sample": "sample_oracle"}  # Bayes-optimal per family
 
 
 def current(results: pd.DataFrame) -> pd.DataFrame:
@@ -31,11 +31,12 @@ def leaderboard(results: pd.DataFrame, store=None) -> pd.DataFrame:
         return pd.DataFrame(columns=["spec", "label", "nmse", "se", "oracle", "rank"])
     table = (ok.groupby(["spec", "label"], sort=False)
              .agg(family=("family", "first"), nmse=("nmse_avg", "mean"), se=("nmse_avg_se", "mean"), oracle=("oracle", "first"),
-                  solver_family=("solver_family", "first"), seeds=("seed", "nunique"),
+                  solver_group=("solver_group", "first"), seeds=("seed", "nunique"),
                   fit_s=("fit_seconds", "mean"), predict_s=("predict_seconds", "mean"),
                   peak_rss_mb=("peak_rss_mb", "max"), detail=("info", _detail))
              .reset_index())
-    ref = table[table["label"] == table["family"].map(REFERENCE)].set_index("spec")["nmse"]
+    oracles = {name: f.oracle for name, f in families().items()}  # Bayes-optimal per family
+    ref = table[table["label"] == table["family"].map(oracles)].set_index("spec")["nmse"]
     table["excess"] = table["nmse"] - table["spec"].map(ref)
     # a ratio to an oracle whose NMSE is 0 (sigma = 0) means nothing: left empty there
     table["ratio"] = table["nmse"] / table["spec"].map(ref.where(ref > 1e-12))

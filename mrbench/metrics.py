@@ -5,20 +5,20 @@ import numpy as np
 
 
 def nmse_curve(pred: np.ndarray, y: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """NMSE (MSE / d) at every prefix length k = 0..K-1, and its standard error over prompts."""
+    """NMSE (MSE / d) at every prefix length k = 0..P-1, and its standard error over prompts."""
     err = (np.asarray(pred, np.float64) - y) ** 2 / d
     n = err.shape[0]
     return err.mean(axis=0), err.std(axis=0, ddof=1) / np.sqrt(n)
 
 
 def prompt_nmse(pred: np.ndarray, y: np.ndarray, d: int) -> np.ndarray:
-    """Each prompt's NMSE averaged over k = 1..K-1: (n,). Stored per cell, so that two solvers
+    """Each prompt's NMSE averaged over k = 1..P-1: (n,). Stored per cell, so that two solvers
     can be compared on the same prompts (paired differences)."""
     return ((np.asarray(pred, np.float64)[:, 1:] - y[:, 1:]) ** 2).mean(axis=1) / d
 
 
 def nmse_average(pred: np.ndarray, y: np.ndarray, d: int) -> tuple[float, float]:
-    """Mean NMSE over k = 1..K-1 and its standard error, from per-prompt averages (the errors
+    """Mean NMSE over k = 1..P-1 and its standard error, from per-prompt averages (the errors
     at different k of one prompt are correlated, so per-k SEs cannot simply be combined)."""
     per_prompt = prompt_nmse(pred, y, d)
     return float(per_prompt.mean()), float(per_prompt.std(ddof=1) / np.sqrt(len(per_prompt)))

@@ -7,35 +7,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import hide_query
 
 
 def component_predictions(x: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """<w_j, x_i> for every prompt, position and component: (n, K, m)."""
+    """<w_j, x_i> for every prompt, position and component: (n, P, m)."""
     return np.einsum("nkd,md->nkm", x.astype(np.float64), pool.astype(np.float64))
 
 
 def prefix_residuals(preds: np.ndarray, y: np.ndarray) -> np.ndarray:
     """R[n, i, j] = sum_{l < i} (<w_j, x_l> - y_l)^2; never reads y's last column (the query)."""
-    n, K, m = preds.shape
-    r2 = (preds[:, : K - 1] - y[:, : K - 1, None].astype(np.float64)) ** 2
-    R = np.zeros((n, K, m))
+    n, P, m = preds.shape
+    r2 = (preds[:, : P - 1] - y[:, : P - 1, None].astype(np.float64)) ** 2
+    R = np.zeros((n, P, m))
     np.cumsum(r2, axis=1, out=R[:, 1:])
     return R
 
 
-def posterior_weights(R: np.ndarray, sigma: float, pi: np.ndarray | None = None) -> np.ndarray:
-    """p_j ∝ pi_j exp(-R_j / 2 sigma^2), by log-sum-exp. sigma = 0: the argmin, ties (k = 0 above
-    all) weighted by pi, which is the limit of the posterior as sigma -> 0."""
+def posterior_weights(R: np.ndarray, sigma: float, pi: np.ndarray | None = None,
+                      log_evidence: np.ndarray | None = None) -> np.ndarray:
+    """p_j ∝ pi_j exp(-R_j / 2 sigma^2 + log_evidence_j), by log-sum-exp; `log_evidence` is what
+    else the prompt says about j (the inputs' likelihood, where components differ in their
+    inputs). sigma = 0: the argmin, ties (k = 0 above all) weighted by pi and the evidence,
+    which is the limit of the posterior as sigma -> 0."""
     if sigma**2 == 0:  # sigma = 0, or so small that sigma^2 underflows
         if pi is not None:  # components of prior weight 0 are never the answer
             R = np.where(np.asarray(pi) > 0, R, np.inf)
         best = R.min(axis=-1, keepdims=True)
         hit = (R <= best + 1e-12 * np.maximum(1.0, best)).astype(np.float64)  # ties within 1e-12
+        if log_evidence is not None:
+            e = np.where(hit > 0, log_evidence, -np.inf)
+            hit = np.exp(e - e.max(axis=-1, keepdims=True))
         if pi is not None:
             hit *= np.asarray(pi, dtype=np.float64)
         return hit / hit.sum(axis=-1, keepdims=True)
     logp = -R / (2.0 * sigma**2)
+    if log_evidence is not None:
+        logp = logp + log_evidence
     if pi is not None:
         with np.errstate(divide="ignore"):
             logp = logp + np.log(np.asarray(pi, dtype=np.float64))
@@ -45,18 +52,17 @@ def posterior_weights(R: np.ndarray, sigma: float, pi: np.ndarray | None = None)
 
 
 def posterior_mean(x, y, pool, sigma: float, pi=None) -> np.ndarray:
-    """Bayes-optimal prediction under a prior on `pool` (display 4 of Pathak et al.): (n, K)."""
+    """Bayes-optimal prediction under a prior on `pool` (display 4 of Pathak et al.): (n, P)."""
     preds = component_predictions(x, pool)
     w = posterior_weights(prefix_residuals(preds, y), sigma, pi)
     return np.einsum("nkm,nkm->nk", w, preds)
 
 
 def oracle_predictions(ds) -> np.ndarray:
-    """The family's Bayes-optimal predictions on a dataset's test prompts: the posterior mean
-    over the true pool (prompt family), x^T sum_k pi_k beta_k (sample family)."""
-    if ds.spec.family == "sample":
-        return np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
-    return posterior_mean(ds.test.x, hide_query(ds.test.y), ds.truth.pool, ds.truth.sigma, ds.truth.pi)
+    """The family's Bayes-optimal predictions on a dataset's test prompts."""
+    from .families import family_of  # here: the families import these predictors
+
+    return family_of(ds.spec).oracle_predictions(ds)
 
 
 def argmin(x, y, pool) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Solver registry: the `mrbench.solvers` entry-point group, plus `--plugin FILE.py` files.
+"""Solver registry: the `mrbench.solvers` entry-point group, the solvers data families bring
+(their oracles), plus `--plugin FILE.py` files, which may also define data families.
 
 A solver whose import fails is listed as unavailable with its error; the others still run.
 """
@@ -50,11 +51,16 @@ def load_plugin(path: str | Path) -> list[Entry]:
         sys.modules.pop(mod_name, None)
         return [Entry(name, None, str(path), _short_error(exc)) for name in _declared_names(path)] or [
             Entry(path.stem, None, str(path), _short_error(exc))]
-    found = [obj for obj in vars(module).values()
-             if isinstance(obj, type) and issubclass(obj, Solver) and obj is not Solver
-             and obj.__module__ == mod_name and obj.name]
-    if not found:
-        raise UserError(f"--plugin {path}: defines no Solver subclass with a `name`")
+    from . import families
+
+    mine = [obj for obj in vars(module).values() if isinstance(obj, type) and obj.__module__ == mod_name]
+    found = [c for c in mine if issubclass(c, Solver) and c is not Solver and c.name]
+    kinds = [c for c in mine if issubclass(c, families.Family) and c.name]
+    for cls in kinds:
+        families.register(cls)
+        found += [c for c in cls.solvers if c not in found]
+    if not found and not kinds:
+        raise UserError(f"--plugin {path}: defines no Solver subclass with a `name` (nor a data Family)")
     return [Entry(cls.name, cls, str(path)) for cls in found]
 
 
@@ -82,6 +88,11 @@ def load_registry(plugins: tuple[str, ...] | list[str] = ()) -> dict[str, Entry]
             registry[ep.name] = Entry(ep.name, cls, ep.value)
         except Exception as exc:
             registry[ep.name] = Entry(ep.name, None, ep.value, _short_error(exc))
+    from .families import families
+
+    for family in families().values():
+        for cls in family.solvers:
+            registry.setdefault(cls.name, Entry(cls.name, cls, f"{cls.__module__}:{cls.__qualname__}"))
     for path in plugins:
         for entry in load_plugin(path):
             if entry.name in registry and registry[entry.name].source != entry.source:

@@ -22,9 +22,10 @@ from .figures import (
     curve_figure,
     fixed_n_figures,
     probe_figures,
-    sample_figures,
+    excess_figures,
     shift_figures,
 )
+from .families import families
 from .leaderboard import current, leaderboard, models
 from .store import REPORT_NAME, Store, atomic_write, load_results
 
@@ -52,7 +53,7 @@ def probes(results: pd.DataFrame, store: Store, reference: str | None = None) ->
     out = {}
     cells = results[results["status"] == OK].drop_duplicates("cell_key")
     for (spec, seed), part in cells.groupby(["spec", "seed"]):
-        refs = part[part["label"] == reference] if reference else part[part["solver_family"] == "trained"]
+        refs = part[part["label"] == reference] if reference else part[part["solver_group"] == "trained"]
         for _, ref in refs.iterrows():
             f = store.predictions(ref["cell_key"])
             if f is None:
@@ -62,7 +63,7 @@ def probes(results: pd.DataFrame, store: Store, reference: str | None = None) ->
                 g = store.predictions(row["cell_key"])
                 if g is not None and g.shape == f.shape:
                     dsq = ((f.astype(np.float64) - g) ** 2).mean(axis=0)
-                    rows += [{"label": row["label"], "family": row["solver_family"], "k": k, "dsq": v}
+                    rows += [{"label": row["label"], "group": row["solver_group"], "k": k, "dsq": v}
                              for k, v in enumerate(dsq) if k >= 1]
             if rows:
                 out[f"{ref['label']} · {spec} (seed {seed})"] = (ref["label"], pd.DataFrame(rows))
@@ -134,10 +135,11 @@ def build(root: str | Path, reference: str | None = None) -> tuple[dict, list]:
         missing = [{**c, "spec": f"{c['suite']}:{c['spec']}"} for c in missing]
     figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results)
-    shifts = shift_figures(results)
-    sample = sample_figures(results)
+    panels = {name: f.panels for name, f in families().items()}
+    shifts = shift_figures(_of_families(results, panels, "shifts"))
+    sample = excess_figures(results, [name for name, p in panels.items() if "excess" in p])
     store = Store(root)
-    probe = probe_figures(probes(results, store, reference))
+    probe = probe_figures(probes(_of_families(results, panels, "probe"), store, reference))
     problems = cells[~cells["status"].isin(FINAL)][["spec", "seed", "label", "status", "error"]].to_dict("records")
     context = {
         "title": f"mrbench report: {root.name}",
@@ -146,10 +148,16 @@ def build(root: str | Path, reference: str | None = None) -> tuple[dict, list]:
         "leaderboards": _leaderboards(results, store), "avg_ranks": _avg_ranks(results, store),
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference or "a trained model", "shifts": shifts,
         "sample": sample,
+        "oracles": "; ".join(f"{f.oracle} for the {name} family" for name, f in families().items()),
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
         "models": models(results), "scorecard": scorecard(stored_current, runs, store),
     }
     return context, figures + fixed_n + probe + shifts + sample
+
+
+def _of_families(results: pd.DataFrame, panels: dict, panel: str) -> pd.DataFrame:
+    """The results of the data families a report panel applies to."""
+    return results[results["family"].isin([name for name, p in panels.items() if panel in p])]
 
 
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,

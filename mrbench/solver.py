@@ -23,9 +23,9 @@ class Solver:
     name: ClassVar[str] = ""
     requires_truth: ClassVar[bool] = False  # an oracle: fit receives the true pool
     trained: ClassVar[bool] = False  # learns from the spec's training prompts
-    family: ClassVar[str] = ""  # display group: oracle, plug-in, data-driven, trained
+    group: ClassVar[str] = ""  # display group: oracle, plug-in, data-driven, trained
     version: ClassVar[str] = "1"  # bump to invalidate stored results by hand
-    families: ClassVar[tuple[str, ...]] = ("prompt", "sample")  # data families it applies to
+    families: ClassVar[tuple[str, ...] | None] = None  # data families it applies to; None: every one
     test_params: ClassVar[dict[str, Any]] = {}  # parameters for the contract checks (fast, small)
     code_also: ClassVar[tuple[str, ...]] = ()  # modules imported inside methods that results depend on
 
@@ -36,6 +36,15 @@ class Solver:
     def set_context(self, seed: int = 0, device: str = "cpu") -> "Solver":
         self.seed, self.device = int(seed), device
         return self
+
+    @classmethod
+    def applies_to(cls, family: str) -> bool:
+        """Declared for the family, or (not an oracle) for one whose solvers it accepts."""
+        if cls.families is None or family in cls.families:
+            return True
+        from .families import get  # here: the families import this contract
+
+        return not cls.requires_truth and bool(set(get(family).solvers_of) & set(cls.families))
 
     @property
     def rng(self) -> np.random.Generator:
@@ -89,7 +98,7 @@ class Solver:
 
     def estimated_components(self) -> np.ndarray | None:
         """For solvers that estimate each prompt's own components (in-context EM): after
-        predict, (n, k+1, K, d), entry i from the prefix that predicts position i (NaN at
+        predict, (n, k+1, m, d), entry i from the prefix that predicts position i (NaN at
         i = 0). The framework scores their recovery against the truth (`recovery_error`)."""
         return None
 

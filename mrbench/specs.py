@@ -20,8 +20,6 @@ import tomllib
 from .errors import UserError
 
 SHIFT_KINDS = ("none", "covariate_scale", "weight_scale", "weight_shift")
-FAMILIES = ("prompt", "sample")
-COMPONENTS = ("per_prompt", "fixed")
 # Names of the sample-level literature (Jin et al. 2024), accepted in suite files.
 ALIASES = {"K": "m", "n": "k_max", "B": "n_train"}
 
@@ -42,29 +40,38 @@ class Spec:
     pool_seed: int = 0
     seed: int = 0
     pi: tuple[float, ...] | None = None  # component weights; None: uniform
-    # Sample-level family only (Jin et al. 2024; the law is ours): ||beta_k|| = snr * sigma, beta drawn
-    # afresh per prompt or fixed (from pool_seed), beta_2 = -beta_1 when symmetric (K = 2).
-    snr: float = 1.0
-    components: str = "per_prompt"
-    symmetric: bool = False
+    # The data family's own fields (mrbench.families), (name, value) sorted by name, all of them
+    # with defaults filled in; read as attributes: spec.snr.
+    extra: tuple[tuple[str, Any], ...] = ()
     # Where the spec comes from; part of the results, not of the data.
     suite: str = ""
     section: str = ""
     name: str = ""
 
+    def __getattr__(self, name: str) -> Any:  # the family's own fields
+        for key, value in self.__dict__.get("extra", ()):
+            if key == name:
+                return value
+        raise AttributeError(f"spec of family {self.__dict__.get('family')!r} has no field {name!r}")
+
+    def fields(self) -> dict[str, Any]:
+        """Every field, the family's own ones in line with the common ones."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return out | dict(self.extra)
+
     def data_fields(self) -> dict[str, Any]:
         """The fields that determine the data (not the labels)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in LABEL_FIELDS}
+        return {k: v for k, v in self.fields().items() if k not in LABEL_FIELDS}
 
     def with_seed(self, seed: int) -> "Spec":
         return dataclasses.replace(self, seed=seed)
 
     def canonical(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
 
 
 LABEL_FIELDS = ("suite", "section", "name")
-DATA_FIELDS = tuple(f.name for f in dataclasses.fields(Spec) if f.name not in LABEL_FIELDS)
+COMMON_FIELDS = tuple(f.name for f in dataclasses.fields(Spec) if f.name != "extra")
 _NON_NEGATIVE_INTS = ("pool_seed", "seed")
 
 
@@ -96,8 +103,12 @@ def _as_float(where, key, value, allowed: str, ok=lambda v: True) -> float:
 
 
 def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
-    """Validate raw values (from TOML or Python) into a Spec; errors name `where` and the field."""
-    known = {f.name for f in dataclasses.fields(Spec)}
+    """Validate raw values (from TOML or Python) into a Spec; errors name `where` and the field.
+    The family checks its own fields; another family's fields are an error unless at their default."""
+    from . import families
+
+    own = families.own_fields()
+    known = set(COMMON_FIELDS) | set(own)
     v = {}
     for key, value in values.items():
         name = ALIASES.get(key, key)
@@ -107,10 +118,11 @@ def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
         if name in v:
             raise UserError(f"{where}: field '{name}' is given twice (as '{key}' and under another name)")
         v[name] = value
-    family = v.get("family", "prompt")
-    if family not in FAMILIES:
-        raise _fail(where, "family", family, f"must be one of {', '.join(FAMILIES)}")
-    out: dict[str, Any] = {"family": family}
+    name = v.get("family", "prompt")
+    if not isinstance(name, str) or name not in families.families():
+        raise _fail(where, "family", name, f"must be one of {', '.join(families.families())}")
+    family = families.get(name)
+    out: dict[str, Any] = {"family": name}
     out["d"] = _as_int(where, "d", v.get("d", 20), 1, 4096)
     out["m"] = _as_int(where, "m", v.get("m", 5), 1, 100_000)
     out["sigma"] = _as_float(where, "sigma", v.get("sigma", 1.0), "must be finite and >= 0", lambda s: s >= 0)
@@ -124,6 +136,9 @@ def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
     kind = v.get("shift_kind", "none")
     if kind not in SHIFT_KINDS:
         raise _fail(where, "shift_kind", kind, f"must be one of {', '.join(SHIFT_KINDS)}")
+    if kind != "none" and not family.shifts:
+        with_shifts = [f.name for f in families.families().values() if f.shifts]
+        raise _fail(where, "shift_kind", kind, f"test-time shifts apply to family {' or '.join(repr(n) for n in with_shifts)} only")
     out["shift_kind"] = kind
     default_value = {"none": 0.0, "covariate_scale": 1.0, "weight_scale": 1.0, "weight_shift": 0.0}[kind]
     if kind in ("covariate_scale", "weight_scale"):
@@ -135,7 +150,11 @@ def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
     for key in _NON_NEGATIVE_INTS:
         out[key] = _as_int(where, key, v.get(key, 0), 0, 2**63 - 1)
     out["pi"] = _as_pi(where, v.get("pi", "uniform"), out["m"])
-    out.update(_sample_fields(where, v, out))
+    for key in set(v) & set(own) - set(family.fields):
+        if v[key] != own[key]:
+            owners = [f.name for f in families.families().values() if key in f.fields]
+            raise _fail(where, key, v[key], f"applies to family {' or '.join(repr(n) for n in owners)} only")
+    out["extra"] = tuple(sorted(family.validate(where, v, out).items()))
     for key in LABEL_FIELDS:
         value = v.get(key, "")
         if not isinstance(value, str):
@@ -153,27 +172,6 @@ def _as_pi(where, value, m):
     if abs(sum(weights) - 1) > 1e-9:
         raise _fail(where, "pi", value, "weights must sum to 1")
     return weights
-
-
-def _sample_fields(where, v, out) -> dict[str, Any]:
-    snr, components, symmetric = v.get("snr", 1.0), v.get("components", "per_prompt"), v.get("symmetric", False)
-    if out["family"] != "sample":
-        for key, default in (("snr", 1.0), ("components", "per_prompt"), ("symmetric", False)):
-            if key in v and v[key] != default:
-                raise _fail(where, key, v[key], "applies to family 'sample' only")
-        return {}
-    snr = _as_float(where, "snr", snr, "must be finite and > 0", lambda x: x > 0)
-    if components not in COMPONENTS:
-        raise _fail(where, "components", components, f"must be one of {', '.join(COMPONENTS)}")
-    if not isinstance(symmetric, bool):
-        raise _fail(where, "symmetric", symmetric, "must be true or false")
-    if symmetric and out["m"] != 2:
-        raise _fail(where, "symmetric", symmetric, "needs m (K) = 2: beta_2 = -beta_1")
-    if out["sigma"] == 0:
-        raise _fail(where, "sigma", 0.0, "must be > 0 for family 'sample' (||beta|| = snr * sigma)")
-    if out["shift_kind"] != "none":
-        raise _fail(where, "shift_kind", out["shift_kind"], "test-time shifts apply to family 'prompt' only")
-    return {"snr": snr, "components": components, "symmetric": symmetric}
 
 
 @dataclass
@@ -374,7 +372,9 @@ def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:
         return specs
     import pandas as pd
 
-    frame = pd.DataFrame([dataclasses.asdict(s) for s in specs])
+    from .families import own_fields
+
+    frame = pd.DataFrame([dict.fromkeys(own_fields()) | s.fields() for s in specs])
     fields = ", ".join(frame.columns)
     try:
         # eval, not query: query takes a non-boolean result as row labels and selects wrong specs

@@ -19,14 +19,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA = pa.schema([
+_SPEC = [
     ("suite", pa.string()), ("section", pa.string()), ("spec", pa.string()), ("family", pa.string()),
     ("d", pa.int64()), ("m", pa.int64()), ("sigma", pa.float64()), ("k_max", pa.int64()),
     ("n_train", pa.int64()), ("n_test", pa.int64()), ("shift_kind", pa.string()),
     ("shift_value", pa.float64()), ("pool_seed", pa.int64()), ("seed", pa.int64()),
-    ("pi", pa.string()), ("snr", pa.float64()), ("components", pa.string()), ("symmetric", pa.bool_()),
+    ("pi", pa.string()),
+]  # then each data family's own fields (snr, components, ...), then:
+_RESULT = [
     ("solver", pa.string()), ("solver_params", pa.string()), ("label", pa.string()),
-    ("solver_family", pa.string()), ("oracle", pa.bool_()), ("trained", pa.bool_()),
+    ("solver_group", pa.string()), ("oracle", pa.bool_()), ("trained", pa.bool_()),
     ("k", pa.int64()), ("nmse", pa.float64()), ("nmse_se", pa.float64()),
     ("nmse_avg", pa.float64()), ("nmse_avg_se", pa.float64()),
     ("excess_mse", pa.float64()), ("excess_mse_se", pa.float64()),
@@ -38,9 +40,25 @@ SCHEMA = pa.schema([
     ("iterations", pa.int64()), ("converged", pa.bool_()), ("info", pa.string()),
     ("cell_key", pa.string()), ("code_version", pa.string()), ("mrbench_version", pa.string()),
     ("git_commit", pa.string()), ("device", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
-])
-COLUMNS = SCHEMA.names
+]
+_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+RENAMED = {"solver_family": "solver_group"}  # columns of results written by older versions
+
+
+def schema() -> pa.Schema:
+    """The columns of a cell's rows: the registered data families' fields among the spec's."""
+    from .families import own_fields
+
+    return pa.schema(_SPEC + [(k, _TYPES[type(v)]) for k, v in own_fields().items()] + _RESULT)
 REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
+
+
+def _conformed(table: pa.Table, s: pa.Schema) -> pa.Table:
+    """A stored table in today's columns: renamed ones under their new names, columns it
+    predates (a data family added since) null."""
+    table = table.rename_columns([RENAMED.get(c, c) for c in table.column_names])
+    return pa.table({f.name: table[f.name].cast(f.type) if f.name in table.column_names
+                     else pa.nulls(len(table), f.type) for f in s}, schema=s)
 
 
 class Store:
@@ -60,7 +78,8 @@ class Store:
             if array is not None:
                 path.parent.mkdir(exist_ok=True)
                 atomic_write(path, lambda f, a=array: np.save(f, a))
-        table = pa.Table.from_pandas(rows[COLUMNS], schema=SCHEMA, preserve_index=False)
+        s = schema()
+        table = pa.Table.from_pandas(rows[s.names], schema=s, preserve_index=False)
         return atomic_write(self.path(key), lambda f: pq.write_table(table, f))
 
     def statuses(self) -> dict[str, str]:
@@ -144,14 +163,14 @@ def load_results(root: str | Path) -> pd.DataFrame:
     """All cells of a results directory as one long table (k as a nullable integer)."""
     root = Path(root)
     files = sorted(root.glob("*.parquet")) if root.is_dir() else []
-    tables = []
+    tables, s = [], schema()
     for f in files:
         try:
-            tables.append(pq.read_table(f, schema=SCHEMA))
+            tables.append(_conformed(pq.read_table(f), s))
         except Exception as exc:
             warnings.warn(f"skipping unreadable result file {f} ({exc.__class__.__name__})", stacklevel=2)
     if not tables:
-        return pd.DataFrame({c: pd.Series(dtype=t.to_pandas_dtype()) for c, t in zip(COLUMNS, SCHEMA.types)})
+        return pd.DataFrame({c: pd.Series(dtype=t.to_pandas_dtype()) for c, t in zip(s.names, s.types)})
     frame = pa.concat_tables(tables).to_pandas()
     frame["k"] = frame["k"].astype("Int64")
     return frame

@@ -2,7 +2,7 @@
 per-component least squares, from the spectral initialization."""
 from mrbench.solvers.plugin import PlugIn
 
-from mrbench.estimation import Stats, batch_em, spectral_init
+from mrbench.solvers.estimation import Stats, batch_em, spectral_init
 
 
 class AltMin(PlugIn):

@@ -2,7 +2,7 @@
 import numpy as np
 from mrbench.solvers.plugin import PlugIn
 
-from mrbench.estimation import Stats, batch_em, spectral_init, sphere
+from mrbench.solvers.estimation import Stats, batch_em, spectral_init, sphere
 from mrbench.solver import at_least, one_of
 
 

@@ -8,7 +8,7 @@ prompts (average linkage is quadratic in their number); classification and refin
 import numpy as np
 from mrbench.solvers.plugin import PlugIn
 
-from mrbench.estimation import LOG_2PI, Stats, spectral_init
+from mrbench.solvers.estimation import LOG_2PI, Stats, spectral_init
 from mrbench.lazy import torch
 
 

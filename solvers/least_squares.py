@@ -7,21 +7,21 @@ from mrbench.lazy import torch
 
 def prefix_solutions(x, y, lam=0.0, start=1):
     """x_i . w_i for positions i >= start, w_i the least-squares (lam = 0) or ridge solution on
-    the pairs before i: (n, K) predictions and an (n, K) mask of numerically singular prefixes.
+    the pairs before i: (n, P) predictions and an (n, P) mask of numerically singular prefixes.
 
     Recursive least squares in QR form: the triangular factor [R | Q^T y] of [X; sqrt(lam) I] is
     updated by d Givens rotations per arriving pair, so each prefix costs one back substitution
     instead of its own QR. Backward stable like Householder QR, O(d^2) work per pair, and
     vectorized over prompts (batch on the last axis keeps every row operation contiguous).
     """
-    n, K, d = x.shape
+    n, P, d = x.shape
     A = np.zeros((d, d + 1, n))  # rows of [R | Q^T y], upper trapezoidal
     A[np.arange(d), np.arange(d)] = np.sqrt(lam)
-    xt = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float64)  # (K, d, n)
+    xt = np.ascontiguousarray(np.moveaxis(x, 0, -1), dtype=np.float64)  # (P, d, n)
     yt = np.ascontiguousarray(y.T, dtype=np.float64)
-    out, singular = np.zeros((n, K)), np.zeros((n, K), dtype=bool)
+    out, singular = np.zeros((n, P)), np.zeros((n, P), dtype=bool)
     c, s, rho, w = np.empty(n), np.empty(n), np.empty(n), np.empty((d, n))
-    for i in range(1, K):
+    for i in range(1, P):
         v = np.concatenate([xt[i - 1], yt[i - 1][None]])  # the pair that arrived: rotate it in
         for j in range(d):
             np.hypot(A[j, j], v[j], out=rho)
@@ -66,15 +66,15 @@ class OLS(Solver):
     """Min-norm least squares on the prefix. Spikes at k = d: that is real."""
 
     name = "ols"
-    family = "data-driven"
+    group = "data-driven"
 
     def predict(self, x, y):
-        n, K, d = x.shape
+        n, P, d = x.shape
         # From d pairs on, the recursively updated QR; rank-deficient prefixes (and the
         # underdetermined ones, i < d, whose min-norm solution needs the QR of X^T) go to
         # `min_norm_lstsq`, which agrees with the pseudo-inverse to ~1e-12.
         out, singular = prefix_solutions(x, y, start=d)
-        singular[:, 1:min(d, K)] = True
+        singular[:, 1:min(d, P)] = True
         x64, y64 = torch.from_numpy(x.astype(np.float64)), torch.from_numpy(y.astype(np.float64))
         for i in np.flatnonzero(singular.any(0)):
             rows = torch.from_numpy(np.flatnonzero(singular[:, i]))
@@ -88,7 +88,7 @@ class Ridge(Solver):
     a N(0, I) prior on w; the default 1.0 matches sigma = 1."""
 
     name = "ridge"
-    family = "data-driven"
+    group = "data-driven"
 
     def __init__(self, lam=1.0):
         self.lam = lam

@@ -15,7 +15,7 @@ from mrbench.solver import at_least, one_of
 
 
 def features(x, y):
-    """(n, K, d) and (n, K) -> b (n, K, d): b_i = (1/i) sum_{l<i} y_l x_l, b_0 = 0."""
+    """(n, P, d) and (n, P) -> b (n, P, d): b_i = (1/i) sum_{l<i} y_l x_l, b_0 = 0."""
     xy = x * y[..., None]
     b = torch.zeros_like(x)
     b[:, 1:] = torch.cumsum(xy[:, :-1], dim=1) / torch.arange(1, x.shape[1], dtype=x.dtype)[:, None]
@@ -25,7 +25,7 @@ def features(x, y):
 class LSA(Solver):
     name = "lsa"
     trained = True
-    family = "trained"
+    group = "trained"
     families = ("sample",)
 
     def __init__(self, steps=500, init="zero"):

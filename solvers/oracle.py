@@ -9,7 +9,7 @@ class PosteriorMean(Solver):
 
     name = "posterior_mean"
     requires_truth = True
-    family = "oracle"
+    group = "oracle"
     families = ("prompt",)
 
     def fit(self, train, truth=None):
@@ -25,7 +25,7 @@ class Argmin(Solver):
 
     name = "argmin"
     requires_truth = True
-    family = "oracle"
+    group = "oracle"
     families = ("prompt",)
 
     def fit(self, train, truth=None):

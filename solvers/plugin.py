@@ -25,7 +25,7 @@ class PlugIn(Solver):
     the plug-in predictor chosen by the `predictor` and `weights` parameters."""
 
     trained = True
-    family = "plug-in"
+    group = "plug-in"
     families = ("prompt",)
 
     def check_params(self):

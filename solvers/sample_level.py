@@ -18,7 +18,7 @@ class SampleOracle(Solver):
 
     name = "sample_oracle"
     requires_truth = True
-    family = "oracle"
+    group = "oracle"
     families = ("sample",)
 
     def fit(self, train, truth=None):
@@ -38,7 +38,7 @@ class ICLEM(Solver):
     d from fitting noise."""
 
     name = "icl_em"
-    family = "data-driven"
+    group = "data-driven"
     families = ("sample",)
 
     def __init__(self, iterations=20, init="spectral", ridge="auto"):

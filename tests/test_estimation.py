@@ -8,7 +8,7 @@ from scipy.special import logsumexp
 
 import mrbench
 from mrbench.checks import tiny_dataset
-from mrbench.estimation import Stats, batch_em, sphere
+from mrbench.solvers.estimation import Stats, batch_em, sphere
 from mrbench.metrics import pool_metrics
 from mrbench.registry import load_registry
 

@@ -11,10 +11,10 @@ from mrbench.solvers.least_squares import OLS, Ridge
 
 def _reference_posterior(x, y, pool, sigma, pi):
     """Loop-by-loop posterior mean, written from display (4) of Pathak et al."""
-    n, K, _ = x.shape
-    out = np.zeros((n, K))
+    n, P, _ = x.shape
+    out = np.zeros((n, P))
     for a in range(n):
-        for i in range(K):
+        for i in range(P):
             logw = np.array([np.log(pi[j]) - sum((pool[j] @ x[a, l] - y[a, l]) ** 2 for l in range(i)) / (2 * sigma**2)
                              for j in range(len(pool))])
             p = np.exp(logw - logsumexp(logw))

@@ -221,7 +221,7 @@ def test_curriculum_reaches_whole_prompts_half_way_through_either_budget():
     grown = [pairs_at(s, steps, 1000, 61) for s in range(1000)]
     assert grown[0] == 11 and grown[499] < 61 and grown[500] == 61 and grown[-1] == 61
     assert set(np.diff(grown)) <= {0, 2} and grown == sorted(grown)
-    assert pairs_at(999, steps, 1000, 60) == 60 and pairs_at(0, steps, 1000, 9) == 9  # odd and short K
+    assert pairs_at(999, steps, 1000, 60) == 60 and pairs_at(0, steps, 1000, 9) == 9  # odd and short P
     timed = Recipe(steps=10**6, seconds=100.0, curriculum=True)
     assert pairs_at(10, timed, 10**6, 61, seconds=25.0) == 35 and pairs_at(10, timed, 10**6, 61, seconds=50.0) == 61
     assert pairs_at(0, Recipe(steps=1000), 1000, 61) == 61
@@ -400,4 +400,4 @@ def test_the_pathak2023_recipe_follows_appendix_c():
     ds = tiny_dataset(n_train=None)
     short = dataclasses.replace(r, steps=6, phase_steps=2, batch_size=8)
     _, hist = train_model(ds.train, Config(d=4, max_pairs=9, **PRESETS["tiny"]), short, "cpu", 0, progress=False)
-    assert hist.pairs == 9 and hist.dims == 4  # 11 and 5 capped by K = 9 and d = 4
+    assert hist.pairs == 9 and hist.dims == 4  # 11 and 5 capped by P = 9 and d = 4

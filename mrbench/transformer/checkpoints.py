@@ -15,6 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from ..families import own_fields
 from ..specs import Spec, train_spec
 
 
@@ -28,10 +29,10 @@ KEYED_FIELDS = {"family": "prompt", "d": 20, "m": 5, "sigma": 1.0, "k_max": 60, 
 
 
 def key(spec: Spec, preset: str, dropout: float) -> str:
-    ts = train_spec(spec)
-    t = {name: getattr(ts, name, value) for name, value in KEYED_FIELDS.items()}
-    t |= {f.name: getattr(ts, f.name) for f in dataclasses.fields(ts)
-          if f.name not in KEYED_FIELDS and getattr(ts, f.name) != f.default}
+    fields = train_spec(spec).fields()  # a data family's own fields in line with the common ones
+    defaults = {f.name: f.default for f in dataclasses.fields(Spec)} | own_fields()
+    t = {name: fields.get(name, value) for name, value in KEYED_FIELDS.items()}
+    t |= {k: v for k, v in fields.items() if k not in KEYED_FIELDS and v != defaults.get(k)}
     if spec.n_train is None and spec.seed == 0:  # the shipped names: streams were keyed without a seed
         t.pop("seed")
     # float(): `transformer[dropout=0]` and `--dropout 0` must name the same checkpoint

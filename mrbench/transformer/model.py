@@ -53,12 +53,12 @@ class InContextRegressor(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x (b, K, d), y (b, K) -> predictions (b, K); y's last column is never read."""
-        b, K, d = x.shape
+        """x (b, P, d), y (b, P) -> predictions (b, P); y's last column is never read."""
+        b, P, d = x.shape
         y_tok = torch.zeros_like(x)
         y_tok[..., 0] = y
-        tokens = torch.stack([x, y_tok], dim=2).reshape(b, 2 * K, d)[:, :-1]  # x1 y1 ... x_K
-        h = self.drop(self.read_in(tokens) + self.pos(torch.arange(2 * K - 1, device=x.device)))
+        tokens = torch.stack([x, y_tok], dim=2).reshape(b, 2 * P, d)[:, :-1]  # x1 y1 ... x_K
+        h = self.drop(self.read_in(tokens) + self.pos(torch.arange(2 * P - 1, device=x.device)))
         for block in self.blocks:
             h = block(h)
         return self.read_out(self.ln_f(h))[:, ::2, 0]  # the x positions

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data import TrainData, make_dataset
+from ..families import family_of
 from ..predictors import oracle_predictions
 from ..solver import one_of
 from .config import RECIPES, Recipe  # noqa: F401  (re-exported)
@@ -44,53 +45,29 @@ class History:
 
 
 class Sampler:
-    """Batches on the training device: fresh prompts drawn with torch (same law as the numpy
-    generator, another stream), or a fixed set, each prompt's pairs in a random order."""
+    """Batches on the training device: fresh prompts from the data family's torch sampler (its
+    law, another stream), or a fixed set, each prompt's pairs in a random order."""
 
     def __init__(self, train: TrainData, device: str, gen: torch.Generator):
         self.train, self.device, self.gen = train, device, gen
-        self.spec = train.spec
         if train.streaming:
-            self.pool = torch.as_tensor(train._pool, dtype=torch.float32, device=device)
-            pi = np.full(self.spec.m, 1.0 / self.spec.m) if self.spec.pi is None else self.spec.pi
-            self.pi = torch.tensor(pi, dtype=torch.float32, device=device)  # once: no copy per step
+            self.fresh = family_of(train.spec).sampler(train.spec, train._pool, device, gen)
         else:
             data = train.fixed()
             self.x = torch.as_tensor(data.x, device=device)
             self.y = torch.as_tensor(data.y, dtype=torch.float32, device=device)
 
     def __call__(self, b: int, pairs: int | None = None, dims: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """b prompts of `pairs` pairs (default all K): fresh ones are drawn that long, a fixed
+        """b prompts of `pairs` pairs (default all P): fresh ones are drawn that long, a fixed
         set's are shuffled and cut to it (the prefix randomly dropped, Appendix C.1). Fresh
         prompts' x are zero beyond the first `dims` coordinates (a fixed set's are as stored)."""
-        K = pairs or self.train.K
-        if not self.train.streaming:
-            idx = torch.randint(len(self.x), (b,), generator=self.gen, device=self.device)
-            order = torch.rand((b, self.x.shape[1]), generator=self.gen, device=self.device).argsort(1)[:, :K]
-            return (torch.take_along_dim(self.x[idx], order[..., None], 1),
-                    torch.take_along_dim(self.y[idx], order, 1))
-        s = self.spec
-        x = torch.randn((b, K, s.d), generator=self.gen, device=self.device)
-        if dims is not None and dims < s.d:
-            x[..., dims:] = 0.0
-        noise = torch.randn((b, K), generator=self.gen, device=self.device)
-        if s.family == "sample":
-            z = torch.multinomial(self.pi, b * K, replacement=True, generator=self.gen).view(b, K)
-            betas = self._betas(b)
-            w = torch.take_along_dim(betas, z[..., None], 1)  # (b, K, d)
-            return x, (x * w).sum(-1) + s.sigma * noise
-        z = torch.multinomial(self.pi, b, replacement=True, generator=self.gen)
-        return x, torch.einsum("bkd,bd->bk", x, self.pool[z]) + s.sigma * noise
-
-    def _betas(self, b):
-        s = self.spec
-        if s.components == "fixed":
-            B = self.pool / math.sqrt(s.d) * s.snr * s.sigma
-            B = B.expand(b, -1, -1)
-        else:
-            g = torch.randn((b, s.m, s.d), generator=self.gen, device=self.device)
-            B = g / g.norm(dim=-1, keepdim=True) * s.snr * s.sigma
-        return torch.stack([B[:, 0], -B[:, 0]], 1) if s.symmetric else B
+        P = pairs or self.train.pairs
+        if self.train.streaming:
+            return self.fresh(b, P, dims)
+        idx = torch.randint(len(self.x), (b,), generator=self.gen, device=self.device)
+        order = torch.rand((b, self.x.shape[1]), generator=self.gen, device=self.device).argsort(1)[:, :P]
+        return (torch.take_along_dim(self.x[idx], order[..., None], 1),
+                torch.take_along_dim(self.y[idx], order, 1))
 
 
 def _progress(step: int, start: int, total: int, recipe: Recipe, seconds: float) -> float:
@@ -138,15 +115,15 @@ def _grown(step: int, recipe: Recipe, total: int, seconds: float, grow_from: flo
     return min(1.0, max(0.0, progress - grow_from) / max((1 - grow_from) / 2, 1e-9))
 
 
-def pairs_at(step: int, recipe: Recipe, total: int, K: int, seconds: float = 0.0,
+def pairs_at(step: int, recipe: Recipe, total: int, P: int, seconds: float = 0.0,
              grow_from: float | None = 0.0) -> int:
-    """Curriculum: pairs trained on, from 11 up by 2 to all K."""
+    """Curriculum: pairs trained on, from 11 up by 2 to all P."""
     if not recipe.curriculum:
-        return K
-    start = min(11, K)
+        return P
+    start = min(11, P)
     if recipe.phase_steps:
-        return min(K, start + 2 * (step // recipe.phase_steps))
-    return min(K, start + 2 * int(_grown(step, recipe, total, seconds, grow_from) * math.ceil((K - start) / 2)))
+        return min(P, start + 2 * (step // recipe.phase_steps))
+    return min(P, start + 2 * int(_grown(step, recipe, total, seconds, grow_from) * math.ceil((P - start) / 2)))
 
 
 def dims_at(step: int, recipe: Recipe, total: int, d: int, seconds: float = 0.0,
@@ -162,7 +139,7 @@ def dims_at(step: int, recipe: Recipe, total: int, d: int, seconds: float = 0.0,
 
 
 def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
-    """1 / (oracle MSE at each position + 1% of E[y^2]) on n held-out prompts, mean 1: (K,)."""
+    """1 / (oracle MSE at each position + 1% of E[y^2]) on n held-out prompts, mean 1: (P,)."""
     ds = make_dataset(dataclasses.replace(train.spec, n_test=n, seed=train.spec.seed + 2_000_003))
     mse = ((oracle_predictions(ds) - ds.test.y) ** 2).mean(0)
     w = 1.0 / (mse + 0.01 * (ds.test.y**2).mean())
@@ -203,7 +180,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     compiled = cuda if recipe.compile is None else recipe.compile
     # the uncompiled model evaluates and predicts: other batch sizes never recompile
     step_fn = torch.compile(model) if compiled else model
-    sample, K = Sampler(train, device, gen), cfg.max_pairs
+    sample, P = Sampler(train, device, gen), cfg.max_pairs
 
     def save_state():
         if state is not None:
@@ -229,7 +206,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             plateau = recipe.curriculum and not recipe.phase_steps and hist.grow_from is None
             if plateau and _progress(step, 0, recipe.steps, recipe, elapsed) >= HOLD_AT_MOST:
                 hist.grow_from = HOLD_AT_MOST
-            hist.pairs = max(hist.pairs, pairs_at(step, recipe, recipe.steps, K, elapsed, hist.grow_from))
+            hist.pairs = max(hist.pairs, pairs_at(step, recipe, recipe.steps, P, elapsed, hist.grow_from))
             hist.dims = max(hist.dims, dims_at(step, recipe, recipe.steps, cfg.d, elapsed, hist.grow_from))
             # compiled: full prompts and a masked loss (fixed shapes); else prompts that long
             x, y = sample(recipe.batch_size, None if compiled else hist.pairs, hist.dims)

@@ -1,0 +1,103 @@
+"""Sample-level mixture (Jin et al. 2024): every pair draws its own component. A prompt's m
+components have norm snr * sigma (our law: directions uniform on the sphere; the paper does
+not state one) and are drawn afresh per prompt (`components = "per_prompt"`) or fixed from
+pool_seed (`"fixed"`); `symmetric` (m = 2) sets beta_2 = -beta_1. Knowing beta and pi, the best
+prediction of y_i is x_i^T sum_k pi_k beta_k."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..data import Prompts, Truth, components, make_pool, rowdot
+from ..metrics import excess_curve
+from .base import Family, _invalid
+
+COMPONENTS = ("per_prompt", "fixed")
+
+
+def sample_betas(spec, n: int, rng: np.random.Generator | None) -> np.ndarray:
+    """(n, m, d) components of n prompts, each of norm snr * sigma. `fixed`: the same m for
+    every prompt, from pool_seed (rng unused)."""
+    scale = spec.snr * spec.sigma
+    if spec.components == "fixed":
+        B = np.broadcast_to(make_pool(spec.d, spec.m, spec.pool_seed) / np.sqrt(spec.d) * scale, (n, spec.m, spec.d))
+    else:
+        g = rng.standard_normal((n, spec.m, spec.d))
+        B = g / np.sqrt(rowdot(g, g))[..., None] * scale
+    if spec.symmetric:
+        B = np.stack([B[:, 0], -B[:, 0]], axis=1)
+    return np.ascontiguousarray(B)
+
+
+def weights(spec) -> np.ndarray:
+    return np.full(spec.m, 1.0 / spec.m) if spec.pi is None else np.asarray(spec.pi)
+
+
+class SampleFamily(Family):
+    name = "sample"
+    description = "every pair draws its own component (Jin et al. 2024)"
+    fields = {"snr": 1.0, "components": "per_prompt", "symmetric": False}
+    oracle = "sample_oracle"
+    panels = ("excess",)
+    noiseless_ok = False  # ||beta|| = snr * sigma
+
+    def validate(self, where, values, spec):
+        out = super().validate(where, values, spec)
+        if out["snr"] <= 0:
+            raise _invalid(where, "snr", out["snr"], "must be finite and > 0")
+        if out["components"] not in COMPONENTS:
+            raise _invalid(where, "components", out["components"], f"must be one of {', '.join(COMPONENTS)}")
+        if out["symmetric"] and spec["m"] != 2:
+            raise _invalid(where, "symmetric", True, "needs m (K) = 2: beta_2 = -beta_1")
+        return out
+
+    def tiny(self, overrides):
+        return {"snr": 3.0, **overrides, "sigma": overrides.get("sigma") or 0.5}
+
+    def draw(self, spec, pool, n, P, rng, test=False):
+        pi = None if spec.pi is None else np.asarray(spec.pi)
+        z = components(rng, spec.m, (n, P), pi)
+        x = rng.standard_normal((n, P, spec.d), dtype=np.float32)
+        noise = rng.standard_normal((n, P))
+        B = sample_betas(spec, n, rng)
+        chosen = np.take_along_axis(B, z[..., None], axis=1)  # (n, P, d)
+        coef = np.einsum("k,nkd->nd", weights(spec), B)
+        return Prompts(x, rowdot(x.astype(np.float64), chosen) + spec.sigma * noise, z, coef, B)
+
+    def truth(self, spec, pool, test):
+        fixed = sample_betas(spec, 1, None)[0] if spec.components == "fixed" else None
+        return Truth(pool=fixed, pi=weights(spec), sigma=spec.sigma, test_coef=test.coef, test_x=test.x)
+
+    def sampler(self, spec, pool, device, gen):
+        import torch
+
+        W = torch.as_tensor(pool, dtype=torch.float32, device=device)
+        pi = torch.tensor(weights(spec), dtype=torch.float32, device=device)
+        scale = spec.snr * spec.sigma
+
+        def betas(b):
+            if spec.components == "fixed":
+                B = (W / math.sqrt(spec.d) * scale).expand(b, -1, -1)
+            else:
+                g = torch.randn((b, spec.m, spec.d), generator=gen, device=device)
+                B = g / g.norm(dim=-1, keepdim=True) * scale
+            return torch.stack([B[:, 0], -B[:, 0]], 1) if spec.symmetric else B
+
+        def sample(b, P, dims=None):
+            x = torch.randn((b, P, spec.d), generator=gen, device=device)
+            if dims is not None and dims < spec.d:
+                x[..., dims:] = 0.0
+            noise = torch.randn((b, P), generator=gen, device=device)
+            z = torch.multinomial(pi, b * P, replacement=True, generator=gen).view(b, P)
+            w = torch.take_along_dim(betas(b), z[..., None], 1)  # (b, P, d)
+            return x, (x * w).sum(-1) + spec.sigma * noise
+
+        return sample
+
+    def oracle_predictions(self, ds):
+        return np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
+
+    def curve_scores(self, ds, pred):
+        excess, se = excess_curve(pred, ds.test.x, ds.test.coef)
+        return {"excess_mse": excess, "excess_mse_se": se}
