@@ -28,7 +28,8 @@ from . import __version__
 from .provenance import git_commit
 from .statuses import FAILED, FINAL, OK, SKIPPED, TIMEOUT
 from .errors import UserError
-from .execution import CellJob, Task, execute, run_dask, run_local, start_slots
+from .executors import CellJob, Task, make_executor
+from .executors.serial import Serial
 from .leaderboard import leaderboard_text
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, _source, canonical_params
@@ -59,8 +60,12 @@ class Cell:
 
 @functools.cache
 def _cell_code() -> str:
-    """Data generation and scoring, in every cell's key: a change there redoes every cell."""
-    sources = "".join(_source(f"mrbench.{m}") for m in ("cells", "data", "metrics"))
+    """Data generation and scoring, the data families' included, in every cell's key: a change
+    there redoes every cell."""
+    from .families import families
+
+    modules = [f"mrbench.{m}" for m in ("cells", "data", "metrics", "families.base")]
+    sources = "".join(_source(m) for m in modules + sorted({type(f).__module__ for f in families().values()}))
     return hashlib.sha256(sources.encode()).hexdigest()[:12]
 
 
@@ -101,13 +106,13 @@ def parse_duration(text) -> float | None:
 
 
 def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[list[Cell], object]:
+    registry = load_registry(plugins)  # first: plugin files may define the data family a suite uses
     suite_obj = load_suite(suite)
     specs = filter_specs(suite_obj.specs, where)
     if not specs:
         raise UserError(f"--where {where!r} selects no spec of suite '{suite_obj.name}'")
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise UserError(f"--seeds {seeds!r}: must be an integer >= 1")
-    registry = load_registry(plugins)
     chosen = {}  # request -> solvers, shared by the specs that ask for the same ones
     cells = []
     for spec in specs:  # the command's --solvers, else the spec's section's, else the suite's
@@ -121,7 +126,7 @@ def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[
                 raise UserError(f"{suite_obj.path}: [sections.{spec.section}] (or [suite]) solvers: {exc}") from None
         named, every = chosen[request]
         cells += [Cell(spec.with_seed(spec.seed + r), solver) for r in range(seeds)
-                  for solver in named + [s for s in every if spec.family in s.families]]
+                  for solver in named + [s for s in every if s.applies_to(spec.family)]]
     return cells, suite_obj
 
 
@@ -174,81 +179,82 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         where: str | None = None, device: str = "auto", dry_run: bool = False, force: bool = False,
         plugins=(), save_predictions: bool = False, progress: bool = True, jobs: int = 1,
         executor: str = "serial", scheduler=None, timeout=None, report: bool = True, echo=print) -> pd.DataFrame:
-    """Run a suite and return the rows of its cells (stored before or now) as a DataFrame.
+    """Run a suite and return the rows of its cells (stored before or now) as a DataFrame:
+    plan the cells, execute those not stored, record the run, summarize.
 
     executor: "serial" (this process; -j N > 1 or a timeout use worker processes) or "dask"
     (`scheduler`: an address such as tcp://host:8786, or a distributed.Client).
     """
-    if executor not in ("serial", "dask"):
-        raise UserError(f"--executor {executor!r}: valid executors are serial, dask")
-    if executor == "dask" and scheduler is None:
-        raise UserError("--executor dask needs --scheduler tcp://HOST:PORT")
-    if not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"-j {jobs!r}: must be an integer >= 1")
-    if executor == "dask" and jobs > 1:
-        raise UserError("-j sets local worker processes; with --executor dask the cluster's workers set the parallelism")
     if isinstance(solvers, (list, tuple)):
         solvers = ",".join(solvers)
-    timeout = parse_duration(timeout)
-    device = resolve_device(device)
-    local_workers = executor == "serial" and not dry_run and (jobs > 1 or timeout is not None)
-    if local_workers and device.startswith("cuda:"):
-        raise UserError(f"--device {device} with -j or --timeout: use --device cuda (worker i gets GPU i mod the count)")
-    slots = start_slots(jobs, _gpu_count() if device.startswith("cuda") else 0) if local_workers else []
+    timeout, device = parse_duration(timeout), resolve_device(device)
+    runner = Serial() if dry_run else make_executor(executor, jobs, timeout, device, scheduler)
     try:
         plugins = tuple(str(Path(p).resolve()) for p in plugins)
         cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
-        out = Path(out).resolve()  # workers elsewhere (Dask) write here too: never their own cwd
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out}: exists and is not a directory")
-        store = Store(out)
-        if not dry_run and out.is_dir():
-            store.sweep()
-        statuses = store.statuses()
-        def keep(cell):  # --save-predictions, or a section whose figure needs them (fig4's probe)
-            return save_predictions or cell.spec.section in suite_obj.save_predictions
-
-        # stored ok cells whose predictions were not kept are redone when they are wanted now
-        todo = [c for c in cells if force or statuses.get(c.key) not in FINAL
-                or (keep(c) and statuses[c.key] == OK and not store.has_predictions(c.key))]
+        out = _out_dir(out)
+        todo, keep = _todo(cells, suite_obj, Store(out), force, save_predictions, sweep=not dry_run)
         if dry_run:
-            frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
-                                   "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
-            echo(frame.to_string(index=False))
-            echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
-            return frame
+            return _dry_run(cells, todo, out, echo)
         context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
                    "created_at": datetime.now(timezone.utc)}
         record = _record_run(out, suite_obj, cells, context,
                              {"jobs": jobs, "executor": executor, "timeout": timeout, "seeds": seeds, "where": where})
-        tasks = make_tasks(todo, keep, plugins=plugins, out=str(out), device=device,
-                           context=context)
-        bar = _progress(len(todo), progress)
-        ran: list[str] = []
+        tasks = make_tasks(todo, keep, plugins=plugins, out=str(out), device=device, context=context)
+        bar, ran = _progress(len(todo), progress), []
 
         def on_done(key, status):
             ran.append(status)
             bar.update(1)
 
         started = time.perf_counter()
-        if executor == "dask":
-            run_dask(tasks, scheduler, timeout, on_done)
-        elif slots:
-            run_local(tasks, slots, timeout, on_done)
-        else:
-            for task in tasks:
-                execute(task, on_done=on_done)
+        runner.run(tasks, on_done)
         record.update(cells_run=len(todo), execution_seconds=round(time.perf_counter() - started, 3),
                       finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write_record(record)
     except BaseException:  # Ctrl-C (maybe sent to this process only) or an error: no worker outlives it
-        for slot in slots:
-            slot.stop()
+        runner.stop()
         raise
     finally:
-        for slot in slots:
-            slot.close()
+        runner.close()
     bar.close()
+    return _summarize(out, cells, ran, progress, report, echo)
+
+
+def _out_dir(out) -> Path:
+    out = Path(out).resolve()  # workers elsewhere (Dask) write here too: never their own cwd
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    return out
+
+
+def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predictions: bool, sweep: bool):
+    """The cells to run (not stored, or stored without predictions that are wanted now) and
+    which cells keep their predictions (--save-predictions, or a section whose figure needs
+    them, like fig4's probe)."""
+    if sweep and store.root.is_dir():
+        store.sweep()
+    statuses = store.statuses()
+
+    def keep(cell):
+        return save_predictions or cell.spec.section in suite_obj.save_predictions
+
+    todo = [c for c in cells if force or statuses.get(c.key) not in FINAL
+            or (keep(c) and statuses[c.key] == OK and not store.has_predictions(c.key))]
+    return todo, keep
+
+
+def _dry_run(cells: list[Cell], todo: list[Cell], out: Path, echo) -> pd.DataFrame:
+    statuses = Store(out).statuses()
+    frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
+                           "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
+    echo(frame.to_string(index=False))
+    echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
+    return frame
+
+
+def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, report: bool, echo) -> pd.DataFrame:
+    """The run's rows; the leaderboard on the console and the report, when something new ran."""
     results = load_results(out)
     results = results[results["cell_key"].isin({c.key for c in cells})].reset_index(drop=True)
     if progress:
@@ -270,12 +276,6 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "not installed"
-
-
-def _gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count()
 
 
 def _progress(total: int, enabled: bool):

@@ -169,7 +169,8 @@ def test_a_dask_task_that_breaks_fails_only_its_unwritten_cells(suite):
     import dataclasses
     from datetime import datetime, timezone
 
-    from mrbench.execution import _fail_unwritten, execute
+    from mrbench.executors.dask_cluster import _fail_unwritten
+    from mrbench.executors.tasks import execute
     from mrbench.runner import make_tasks, plan
 
     cells, _ = plan(str(suite / "s.toml"), "ols", where="m == 2")
