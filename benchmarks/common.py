@@ -1,4 +1,8 @@
-"""Shared helpers: the registry split into benchmark groups, data, and scoring."""
+"""Shared helpers: the registry split into benchmark groups, data, and scoring.
+
+MRBENCH_BENCH_SCALE (default 1) scales every benchmark dataset's prompt counts: the test suite
+runs each benchmark once at a tiny scale, so a benchmark that breaks fails the build."""
+import os
 
 from mrbench.data import make_dataset
 from mrbench.metrics import nmse_average
@@ -9,19 +13,29 @@ from mrbench.specs import make_spec
 REGISTRY = {name: e.cls for name, e in load_registry().items() if e.available}
 SEPARATE = {"transformer"}  # its training is a GPU job: bench_transformer.py times it apart
 # Every other registered solver lands in one of these groups, so a new solver is benchmarked.
-FAMILY = {name: cls.families[0] for name, cls in REGISTRY.items()}
+FAMILY = {name: (cls.families or ("prompt",))[0] for name, cls in REGISTRY.items()}  # the data each runs on
+FAMILIES = sorted(set(FAMILY.values()))
+# Per data family: dimension, longest prompt, and the share of the test prompts kept (the
+# sample family's in-context EM reruns at every prefix and would dominate the suite's time).
+DEFAULT = dict(d=20, k_long=60, share=1)
+SETTINGS = {"sample": dict(d=10, snr=5.0, k_long=20, share=5)}
 PER_PROMPT = sorted(n for n, c in REGISTRY.items() if not c.trained and n not in SEPARATE)
 TRAINED = sorted(n for n, c in REGISTRY.items() if c.trained and n not in SEPARATE)
 
 
-def dataset(m, k, n_train=2000, n_test=500, sigma=1.0, family="prompt"):
-    """Prompt family at d = 20; sample family at d = 10, SNR 5, with a fifth of the test prompts
-    (its in-context EM reruns at every prefix and would dominate the suite's time)."""
-    if family == "sample":
-        extra, n_test = {"family": "sample", "d": 10, "snr": 5.0}, max(2, n_test // 5)
-    else:
-        extra = {"d": 20}
-    return make_dataset(make_spec(dict(m=m, sigma=sigma, k_max=k, n_train=n_train, n_test=n_test, **extra)))
+def settings(family: str) -> dict:
+    return {**DEFAULT, **SETTINGS.get(family, {})}
+
+
+def dataset(m, k=None, n_train=2000, n_test=500, sigma=1.0, family="prompt"):
+    """A dataset of the family at its benchmark settings; k None: its longest prompt."""
+    s = settings(family)
+    share, k_long = s.pop("share"), s.pop("k_long")
+    scale = float(os.environ.get("MRBENCH_BENCH_SCALE", "1"))  # read per call: the tests set it late
+    n_train = n_train and max(1, round(n_train * scale))
+    n_test = max(2, round(n_test / share * scale))
+    return make_dataset(make_spec(dict(family=family, m=m, sigma=sigma, k_max=k or k_long, n_train=n_train,
+                                       n_test=n_test, **s)))
 
 
 def nmse_ratio(pred, ds):
