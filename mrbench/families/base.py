@@ -85,6 +85,11 @@ class Family:
         return {}
 
 
+def weights(spec) -> np.ndarray:
+    """The spec's component weights pi (uniform when it gives none)."""
+    return np.full(spec.m, 1.0 / spec.m) if spec.pi is None else np.asarray(spec.pi)
+
+
 def _invalid(where: str, key: str, value, allowed: str) -> UserError:
     return UserError(f"{where}: field '{key}' = {value!r} is invalid: {allowed}")
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data import Prompts, Truth, components, hide_query, rowdot
 from ..predictors import posterior_mean
-from .base import Family
+from .base import Family, weights
 
 
 def draw(pool: np.ndarray, sigma: float, n: int, P: int, rng: np.random.Generator,
@@ -30,10 +30,6 @@ def test_pool(spec, pool: np.ndarray) -> np.ndarray:
     if spec.shift_kind == "weight_shift":
         return pool + spec.shift_value / np.sqrt(spec.d)
     return pool
-
-
-def weights(spec) -> np.ndarray:
-    return np.full(spec.m, 1.0 / spec.m) if spec.pi is None else np.asarray(spec.pi)
 
 
 class PromptFamily(Family):

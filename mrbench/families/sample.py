@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data import Prompts, Truth, components, make_pool, rowdot
 from ..metrics import excess_curve
-from .base import Family, _invalid
+from .base import Family, _invalid, weights
 
 COMPONENTS = ("per_prompt", "fixed")
 
@@ -28,10 +28,6 @@ def sample_betas(spec, n: int, rng: np.random.Generator | None) -> np.ndarray:
     if spec.symmetric:
         B = np.stack([B[:, 0], -B[:, 0]], axis=1)
     return np.ascontiguousarray(B)
-
-
-def weights(spec) -> np.ndarray:
-    return np.full(spec.m, 1.0 / spec.m) if spec.pi is None else np.asarray(spec.pi)
 
 
 class SampleFamily(Family):

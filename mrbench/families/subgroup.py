@@ -17,7 +17,7 @@ import numpy as np
 from ..data import Prompts, Truth, components, hide_query, rowdot
 from ..predictors import component_predictions, posterior_weights, prefix_residuals
 from ..solver import Solver
-from .base import Family, _invalid
+from .base import Family, _invalid, weights
 
 _SCALES = 0x5CA1E
 
@@ -54,10 +54,6 @@ class SubgroupOracle(Solver):
     def predict(self, x, y):
         t = self.truth_
         return subgroup_posterior_mean(x, y, t.pool, t.extra["scales"], t.sigma, t.pi)
-
-
-def weights(spec) -> np.ndarray:
-    return np.full(spec.m, 1.0 / spec.m) if spec.pi is None else np.asarray(spec.pi)
 
 
 class SubgroupFamily(Family):
