@@ -142,9 +142,12 @@ def test_ctrl_c_with_workers_stores_no_failures(suite, to):
     import time
 
     mark, out = suite / "in_flight", suite / "r"
+    # SIGINT as a terminal leaves it: a shell ignores it in its background jobs (pytest run with
+    # `&`, say), and a process started with SIGINT ignored keeps ignoring it
     proc = subprocess.Popen([sys.executable, "-m", "mrbench.cli", "run", "--suite", str(suite / "s.toml"), "--plugin",
                              str(suite / "p.py"), "--solvers", "sleeper", "-j", "2", "--quiet", "--out", str(out)],
                             env={**os.environ, "MARK": str(mark)}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not mark.exists():
