@@ -2,7 +2,7 @@
 with everything that runs here, its HTML report, its claims scorecard, and an index in
 reports/README.md (machine, date, git commit, wall time). Rerun it when solvers change:
 
-    python reports/publish.py                      # quick, pathak2023, jin2024
+    python reports/publish.py                      # quick, pathak2023, jin2024, subgroups
     python reports/publish.py --suites jin2024     # one of them (the index keeps the others' rows)
 
 Each suite's results go to reports/SUITE/results (emptied first, so the run is complete and
@@ -68,7 +68,7 @@ def write_index(entries: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suites", default="quick,pathak2023,jin2024")
+    ap.add_argument("--suites", default="quick,pathak2023,jin2024,subgroups")
     args = ap.parse_args(argv)
     entries = json.loads(INDEX.read_text()) if INDEX.exists() else {}
     for suite in args.suites.split(","):
