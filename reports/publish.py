@@ -35,8 +35,10 @@ def publish(suite: str) -> dict:
     from mrbench.store import Store, load_results
 
     out = HERE / suite / "results"
+    # the code that runs, taken before the old results are removed (which would make it "dirty")
+    # and not whatever is checked out when the run ends
+    commit = git_commit()
     shutil.rmtree(out, ignore_errors=True)
-    commit = git_commit()  # the code that runs, not whatever is checked out when it ends
     t0 = time.perf_counter()
     frame = mrbench.run(suite=suite, out=out, device="cpu", progress=False, report=False)
     wall = time.perf_counter() - t0
