@@ -29,7 +29,6 @@ from .provenance import git_commit
 from .statuses import FAILED, FINAL, OK, SKIPPED, TIMEOUT
 from .errors import UserError
 from .executors import CellJob, Task, make_executor
-from .executors.serial import Serial
 from .leaderboard import leaderboard_text
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, _source, canonical_params
@@ -188,14 +187,14 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     if isinstance(solvers, (list, tuple)):
         solvers = ",".join(solvers)
     timeout, device = parse_duration(timeout), resolve_device(device)
-    runner = Serial() if dry_run else make_executor(executor, jobs, timeout, device, scheduler)
+    runner = make_executor(executor, jobs, timeout, device, scheduler, dry_run=dry_run)
     try:
         plugins = tuple(str(Path(p).resolve()) for p in plugins)
         cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
         out = _out_dir(out)
-        todo, keep = _todo(cells, suite_obj, Store(out), force, save_predictions, sweep=not dry_run)
+        statuses, todo, keep = _todo(cells, suite_obj, Store(out), force, save_predictions, sweep=not dry_run)
         if dry_run:
-            return _dry_run(cells, todo, out, echo)
+            return _dry_run(cells, statuses, todo, out, echo)
         context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
                    "created_at": datetime.now(timezone.utc)}
         record = _record_run(out, suite_obj, cells, context,
@@ -229,9 +228,9 @@ def _out_dir(out) -> Path:
 
 
 def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predictions: bool, sweep: bool):
-    """The cells to run (not stored, or stored without predictions that are wanted now) and
-    which cells keep their predictions (--save-predictions, or a section whose figure needs
-    them, like fig4's probe)."""
+    """The stored cells' statuses, the cells to run (not stored, or stored without predictions
+    that are wanted now) and which cells keep their predictions (--save-predictions, or a
+    section whose figure needs them, like fig4's probe)."""
     if sweep and store.root.is_dir():
         store.sweep()
     statuses = store.statuses()
@@ -241,11 +240,10 @@ def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predicti
 
     todo = [c for c in cells if force or statuses.get(c.key) not in FINAL
             or (keep(c) and statuses[c.key] == OK and not store.has_predictions(c.key))]
-    return todo, keep
+    return statuses, todo, keep
 
 
-def _dry_run(cells: list[Cell], todo: list[Cell], out: Path, echo) -> pd.DataFrame:
-    statuses = Store(out).statuses()
+def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, echo) -> pd.DataFrame:
     frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
                            "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
     echo(frame.to_string(index=False))

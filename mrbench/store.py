@@ -50,6 +50,8 @@ def schema() -> pa.Schema:
     from .families import own_fields
 
     return pa.schema(_SPEC + [(k, _TYPES[type(v)]) for k, v in own_fields().items()] + _RESULT)
+
+
 REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
 
 

@@ -8,15 +8,16 @@
 from __future__ import annotations
 
 from ..errors import UserError
+from .serial import Serial
 from .tasks import CellJob, Task
 
 EXECUTORS = ("serial", "dask")
 
 
 def make_executor(executor: str = "serial", jobs: int = 1, timeout: float | None = None, device: str = "cpu",
-                  scheduler=None):
+                  scheduler=None, dry_run: bool = False):
     """The executor for the run's options; local workers start now (their imports overlap
-    with planning)."""
+    with planning). A dry run checks the options and gets the serial executor: it runs nothing."""
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r}: valid executors are {', '.join(EXECUTORS)}")
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -26,6 +27,9 @@ def make_executor(executor: str = "serial", jobs: int = 1, timeout: float | None
             raise UserError("--executor dask needs --scheduler tcp://HOST:PORT")
         if jobs > 1:
             raise UserError("-j sets local worker processes; with --executor dask the cluster's workers set the parallelism")
+    if dry_run:
+        return Serial()
+    if executor == "dask":
         from .dask_cluster import DaskCluster
 
         return DaskCluster(scheduler, timeout)
@@ -35,8 +39,6 @@ def make_executor(executor: str = "serial", jobs: int = 1, timeout: float | None
         from .local import LocalWorkers
 
         return LocalWorkers(jobs, timeout, _gpu_count() if device.startswith("cuda") else 0)
-    from .serial import Serial
-
     return Serial()
 
 

@@ -6,9 +6,9 @@ import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__
 import numpy as np
 
+from .. import __version__
 from ..data import hide_query, make_dataset, train_data
 from ..metrics import nmse_curve
 from ..predictors import argmin, oracle_predictions
