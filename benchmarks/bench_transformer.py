@@ -237,6 +237,8 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="what")
     cp = sub.add_parser("cpu")
     cp.add_argument("--training", action="store_true", help="also training throughput per shape, batch, mode, threads")
+    cp.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (with --training)")
+    cp.add_argument("--shapes", nargs="+", default=CPU_SHAPES, help="model shapes (with --training)")
     tp = sub.add_parser("throughput")
     tp.add_argument("--preset", default="paper", choices=list(PRESETS))
     tp.add_argument("--batch", type=int, default=1024)
@@ -261,7 +263,7 @@ def main(argv=None):
     else:
         cpu_table()
         if args.training:
-            cpu_training_table()
+            cpu_training_table(threads=args.threads, shapes=args.shapes)
 
 
 if __name__ == "__main__":
