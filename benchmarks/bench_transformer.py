@@ -7,6 +7,7 @@ Standalone, for the README and the issue's tables:
     python -m benchmarks.bench_transformer cpu             # seconds to predict 1000 prompts, per preset
     python -m benchmarks.bench_transformer throughput      # tokens/s, both modes, one process (CUDA)
     python -m benchmarks.bench_transformer quality DIR...  # time to quality from `mrbench train` sidecars
+    python -m benchmarks.bench_transformer compare A B     # two checkpoints on the same fresh prompts
 
 A time-to-quality run is `mrbench train` with a seconds budget and frequent evaluations, e.g.
 `mrbench train --suite quick --where "m == 5 and sigma == 1" --preset paper --batch-size 1024
@@ -154,6 +155,36 @@ def throughput(preset: str, batch: int, steps: int, device: str):
     print(f"bf16 compiled / fp32 eager: {rates[MODES[0]] / rates[MODES[1]]:.2f}x")
 
 
+def compare(paths: list[str], n: int = 4000, seed: int = 4243):
+    """Two checkpoints of one training distribution on the same `n` fresh prompts: each one's
+    mean NMSE ratio to the oracle over k = 1..k_max, and their difference with a 95% interval
+    paired over prompts (each prompt's share of the per-k ratios, averaged over k)."""
+    import dataclasses
+
+    from mrbench.data import hide_query, make_dataset
+    from mrbench.predictors import oracle_predictions
+    from mrbench.specs import make_spec
+
+    loaded = [checkpoints.load(Path(p)) for p in paths]
+    # older sidecars also list other families' fields at their defaults: compare the specs
+    specs = [make_spec({k: v for k, v in meta["training"].items() if v is not None}) for _, meta in loaded]
+    if specs[0].canonical() != specs[1].canonical():
+        sys.exit("compare: the two checkpoints were trained on different distributions")
+    ds = make_dataset(dataclasses.replace(specs[0], n_test=n, seed=seed))
+    y = hide_query(ds.test.y)
+    oracle = (oracle_predictions(ds) - ds.test.y)[:, 1:] ** 2
+    shares = []
+    for path, (model, _) in zip(paths, loaded):
+        share = (predict(model, ds.test.x, y, "cpu") - ds.test.y)[:, 1:] ** 2 / oracle.mean(axis=0)
+        ratio = share.mean(axis=0)
+        print(f"{Path(path).stem}: mean ratio {ratio.mean():.4f}, worst {ratio.max():.3f} at k = {ratio.argmax() + 1}")
+        shares.append(share.mean(axis=1))
+    diff = shares[0] - shares[1]
+    half = 1.96 * diff.std(ddof=1) / np.sqrt(n)
+    print(f"difference (first - second): {diff.mean():+.4f} [{diff.mean() - half:+.4f}, {diff.mean() + half:+.4f}] "
+          f"(95%, paired over {n} prompts, seed {seed})")
+
+
 def quality(dirs: list[str], thresholds=(1.05, 1.03, 1.02)):
     """For each checkpoint sidecar: the training seconds at which the mean NMSE ratio to the
     oracle (k = 1..k_max) first reached each threshold, and the worst k there and at the end."""
@@ -244,6 +275,10 @@ def main(argv=None):
     tp.add_argument("--batch", type=int, default=1024)
     tp.add_argument("--steps", type=int, default=20)
     tp.add_argument("--device", default="cuda")
+    co = sub.add_parser("compare")
+    co.add_argument("checkpoints", nargs=2, help="two .safetensors files trained on one distribution")
+    co.add_argument("--prompts", type=int, default=4000)
+    co.add_argument("--seed", type=int, default=4243)
     qu = sub.add_parser("quality")
     qu.add_argument("dirs", nargs="+")
     cu = sub.add_parser("curves")
@@ -254,6 +289,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.what == "throughput":
         throughput(args.preset, args.batch, args.steps, args.device)
+    elif args.what == "compare":
+        compare(args.checkpoints, args.prompts, args.seed)
     elif args.what == "quality":
         quality(args.dirs)
     elif args.what == "curves":
