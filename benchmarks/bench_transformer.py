@@ -162,6 +162,7 @@ def compare(paths: list[str], n: int = 4000, seed: int = 4243):
     import dataclasses
 
     from mrbench.data import hide_query, make_dataset
+    from mrbench.leaderboard import paired_difference
     from mrbench.predictors import oracle_predictions
     from mrbench.specs import make_spec
 
@@ -179,9 +180,8 @@ def compare(paths: list[str], n: int = 4000, seed: int = 4243):
         ratio = share.mean(axis=0)
         print(f"{Path(path).stem}: mean ratio {ratio.mean():.4f}, worst {ratio.max():.3f} at k = {ratio.argmax() + 1}")
         shares.append(share.mean(axis=1))
-    diff = shares[0] - shares[1]
-    half = 1.96 * diff.std(ddof=1) / np.sqrt(n)
-    print(f"difference (first - second): {diff.mean():+.4f} [{diff.mean() - half:+.4f}, {diff.mean() + half:+.4f}] "
+    mean, se, q = paired_difference({seed: shares[0]}, {seed: shares[1]})  # the leaderboard's test
+    print(f"difference (first - second): {mean:+.4f} [{mean - q * se:+.4f}, {mean + q * se:+.4f}] "
           f"(95%, paired over {n} prompts, seed {seed})")
 
 
