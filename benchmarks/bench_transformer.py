@@ -8,6 +8,7 @@ Standalone, for the README and the issue's tables:
     python -m benchmarks.bench_transformer throughput      # tokens/s, both modes, one process (CUDA)
     python -m benchmarks.bench_transformer quality DIR...  # time to quality from `mrbench train` sidecars
     python -m benchmarks.bench_transformer compare A B     # two checkpoints on the same fresh prompts
+    python -m benchmarks.bench_transformer speed DIR       # old and new CPU recipe side by side
 
 A time-to-quality run is `mrbench train` with a seconds budget and frequent evaluations, e.g.
 `mrbench train --suite quick --where "m == 5 and sigma == 1" --preset paper --batch-size 1024
@@ -243,6 +244,48 @@ def curves_train(out: Path, seconds: float, parallel: int = 2):
     [p.wait() for p in procs]
 
 
+# The recipe speed study: the shipped recipe (interleaved tokens) against one token per pair,
+# the same 3x4x64 stack and cpu recipe otherwise, side by side with one thread each.
+SPEED = [("old: cpu preset (interleaved)", "cpu"), ("new: cpu-pairs preset (one token per pair)", "cpu-pairs")]
+
+
+def speed(out: Path, m: int, seconds: float, eval_seconds: float = 60.0, thresholds=(1.20, 1.10, 1.05)):
+    """Train the old and the new recipe side by side (one thread each: the 2 cores), on fresh
+    prompts at m, sigma = 1, for `seconds` training seconds each, then print the core-seconds
+    (training seconds x 1 thread) at which each first reached each mean ratio."""
+    import os
+    import subprocess
+
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = []
+    for i, (label, preset) in enumerate(SPEED):
+        run_dir = out / f"m{m}-{preset}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "label").write_text(label)
+        if not checkpoints.sidecars(run_dir):
+            cmd = [sys.executable, "-m", "mrbench.cli", "train", "--where", f"m == {m} and sigma == 1", "--preset",
+                   preset, "--seconds", str(seconds), "--eval-seconds", str(eval_seconds), "--out-dir", str(run_dir)]
+            print(" ".join(cmd[2:]), flush=True)
+            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(run_dir / "log", "w")))
+    if any(p.wait() for p in procs):
+        sys.exit("speed: a training run failed (see its log)")
+    speed_table([out / f"m{m}-{preset}" for _, preset in SPEED], thresholds)
+
+
+def speed_table(dirs: list[Path], thresholds=(1.20, 1.10, 1.05)):
+    print("run | m | prompts/s | " + " | ".join(f"core-s to <= {t}" for t in thresholds)
+          + " | final mean (worst k) | core-s")
+    for d in dirs:
+        for sidecar in checkpoints.sidecars(d):
+            meta = json.loads(sidecar.read_text())
+            label = (d / "label").read_text().strip() if (d / "label").exists() else meta["preset"]
+            hits = [next((e for e in meta["evals"] if e["mean_ratio"] <= t), None) for t in thresholds]
+            f = meta["final"]
+            print(f"{label} | {meta['training']['m']} | {meta['samples'] / meta['wall_seconds']:.0f} | "
+                  + " | ".join("-" if h is None else f"{h['seconds']:.0f}" for h in hits)
+                  + f" | {f['mean_ratio']:.4f} ({f['worst_ratio']:.2f} at {f['worst_k']}) | {meta['wall_seconds']:.0f}")
+
+
 def curves(dirs: list[str]):
     """Learning curves from `mrbench train` sidecars: mean (worst-k) NMSE ratio to the oracle
     against training seconds and prompts seen, at each evaluation."""
@@ -286,8 +329,14 @@ def main(argv=None):
     cu.add_argument("--train", action="store_true", help="train the study's runs into the first DIR first")
     cu.add_argument("--seconds", type=float, default=300.0, help="training seconds per run (with --train)")
     cu.add_argument("--parallel", type=int, default=2, help="runs at a time, one thread each (with --train)")
+    sp = sub.add_parser("speed", help="old and new CPU recipe side by side, core-seconds to quality")
+    sp.add_argument("out", help="study directory (a run already there is read, not retrained)")
+    sp.add_argument("--m", type=int, default=5)
+    sp.add_argument("--seconds", type=float, default=1800.0)
     args = ap.parse_args(argv)
-    if args.what == "throughput":
+    if args.what == "speed":
+        speed(Path(args.out), args.m, args.seconds)
+    elif args.what == "throughput":
         throughput(args.preset, args.batch, args.steps, args.device)
     elif args.what == "compare":
         compare(args.checkpoints, args.prompts, args.seed)

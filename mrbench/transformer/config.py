@@ -5,6 +5,9 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 
+TOKEN_FORMATS = ("interleaved", "pairs")
+
+
 @dataclass(frozen=True)
 class Config:
     d: int = 20  # covariate dimension
@@ -13,6 +16,19 @@ class Config:
     n_head: int = 8
     n_embd: int = 256
     dropout: float = 0.0
+    # "interleaved" (x and y tokens, Garg et al.) or "pairs" (one token per pair); checkpoints
+    # written before the field existed have no entry and are interleaved
+    tokens: str = "interleaved"
+
+    def __post_init__(self):
+        if self.tokens not in TOKEN_FORMATS:
+            raise ValueError(f"tokens={self.tokens!r}: must be one of {', '.join(TOKEN_FORMATS)}")
+
+    def token_dim(self) -> int:
+        return 2 * self.d + 1 if self.tokens == "pairs" else self.d
+
+    def n_tokens(self) -> int:
+        return self.max_pairs if self.tokens == "pairs" else 2 * self.max_pairs - 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -21,7 +37,7 @@ class Config:
         """Parameters of InContextRegressor(self), counted without building it."""
         C = self.n_embd
         blocks = self.n_layer * (12 * C * C + 13 * C)  # LayerNorms, qkv, projection, MLP
-        return (self.d + 1) * C + (2 * self.max_pairs - 1) * C + blocks + 2 * C + C + 1
+        return (self.token_dim() + 1) * C + self.n_tokens() * C + blocks + 2 * C + C + 1
 
 
 PRESETS = {
@@ -29,6 +45,8 @@ PRESETS = {
     "small": dict(n_layer=6, n_head=4, n_embd=128),
     # chosen by the CPU learning curves in the README (3 layers, 4 heads, width 64: 0.16M)
     "cpu": dict(n_layer=3, n_head=4, n_embd=64),
+    # the cpu shape with one token per pair (half the sequence): see the README's speed table
+    "cpu-pairs": dict(n_layer=3, n_head=4, n_embd=64, tokens="pairs"),
     "tiny": dict(n_layer=2, n_head=2, n_embd=32),
 }
 # Any other shape as LAYERSxHEADSxWIDTH, e.g. "4x4x96" (the width a multiple of the heads).

@@ -1,9 +1,13 @@
 """A GPT-2-style decoder over the prompt (Garg et al. 2022, used by Pathak et al. 2023).
 
-Tokens are x_1, y_1, x_2, y_2, ..., x_{k+1}, each y written into a d-vector [y, 0, ..., 0]; a
-linear read-in to the width, learned absolute positions, pre-LayerNorm blocks with causal fused
-attention and a GELU MLP, a final LayerNorm and a linear read-out to a scalar. The outputs at
-the x positions are the predictions for every prefix length, all in one forward pass.
+Two token formats (`Config.tokens`):
+- "interleaved" (Garg et al.'s, the paper preset's): x_1, y_1, x_2, y_2, ..., x_{k+1}, each y
+  written into a d-vector [y, 0, ..., 0]; the outputs at the x positions are the predictions.
+- "pairs": one token per pair, half the sequence (a quarter of the attention): token i carries
+  (x_i, y_i, x_{i+1}) and predicts y_{i+1}; the first token (0, 0, x_1) predicts y_1.
+Either way: a linear read-in to the width, learned absolute positions, pre-LayerNorm blocks
+with causal fused attention and a GELU MLP, a final LayerNorm and a linear read-out to a scalar;
+every prefix length is predicted in one causal forward pass.
 """
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ class InContextRegressor(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
-        self.read_in = nn.Linear(cfg.d, cfg.n_embd)
-        self.pos = nn.Embedding(2 * cfg.max_pairs - 1, cfg.n_embd)
+        self.read_in = nn.Linear(cfg.token_dim(), cfg.n_embd)
+        self.pos = nn.Embedding(cfg.n_tokens(), cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
@@ -55,13 +59,19 @@ class InContextRegressor(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x (b, P, d), y (b, P) -> predictions (b, P); y's last column is never read."""
         b, P, d = x.shape
-        y_tok = torch.zeros_like(x)
-        y_tok[..., 0] = y
-        tokens = torch.stack([x, y_tok], dim=2).reshape(b, 2 * P, d)[:, :-1]  # x1 y1 ... x_K
-        h = self.drop(self.read_in(tokens) + self.pos(torch.arange(2 * P - 1, device=x.device)))
+        if self.cfg.tokens == "pairs":  # (x_{i-1}, y_{i-1}, x_i), zeros before the first pair
+            prev = torch.cat([x[:, :-1], y[:, :-1, None].to(x.dtype)], dim=2)
+            tokens = torch.cat([F.pad(prev, (0, 0, 1, 0)), x], dim=2)
+        else:
+            y_tok = torch.zeros_like(x)
+            y_tok[..., 0] = y
+            tokens = torch.stack([x, y_tok], dim=2).reshape(b, 2 * P, d)[:, :-1]  # x1 y1 ... x_K
+        T = tokens.shape[1]
+        h = self.drop(self.read_in(tokens) + self.pos(torch.arange(T, device=x.device)))
         for block in self.blocks:
             h = block(h)
-        return self.read_out(self.ln_f(h))[:, ::2, 0]  # the x positions
+        out = self.read_out(self.ln_f(h))[..., 0]
+        return out if self.cfg.tokens == "pairs" else out[:, ::2]  # interleaved: the x positions
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

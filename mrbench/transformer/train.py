@@ -42,6 +42,9 @@ class History:
     loss: list[float] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)  # steps at which training was resumed
+    # the lowest learning rate used after the warm-up: a resumed run with a larger budget never
+    # steps above it (re-stretching the cosine would raise it again, and undo the decay's gains)
+    lr_cap: float | None = None
 
 
 class Sampler:
@@ -77,6 +80,12 @@ def _progress(step: int, start: int, total: int, recipe: Recipe, seconds: float)
     if recipe.seconds:
         progress = max(progress, seconds / recipe.seconds)
     return min(1.0, progress)
+
+
+def warmed_up(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> bool:
+    if recipe.warmup >= 1:
+        return step >= recipe.warmup
+    return _progress(step, 0, total, recipe, seconds) >= recipe.warmup
 
 
 def lr_at(step: int, recipe: Recipe, total: int, seconds: float = 0.0) -> float:
@@ -156,7 +165,8 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     seconds, at the end and on KeyboardInterrupt; with `resume`, training continues from it.
     The schedule is a function of the position in the budget (steps, or seconds), so a resumed
     run with a larger budget stretches the rest of its cosine and curriculum over the new
-    budget; the curriculum never shrinks. On the CPU with a step budget, a run resumed at any
+    budget; neither goes back: the curriculum never shrinks, and the learning rate never rises
+    above the lowest it reached after the warm-up. On the CPU with a step budget, a run resumed at any
     step ends with the same weights as one never interrupted. `init`: a state dict the weights
     start from (fine-tuning), instead of the random initialization."""
     from . import state as saved
@@ -201,8 +211,13 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             elapsed = hist.seconds + time.perf_counter() - start
             if recipe.seconds is not None and elapsed >= recipe.seconds:
                 break
+            lr = lr_at(step, recipe, recipe.steps, elapsed)
+            if hist.lr_cap is not None:
+                lr = min(lr, hist.lr_cap)
+            if warmed_up(step, recipe, recipe.steps, elapsed):
+                hist.lr_cap = lr
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, recipe, recipe.steps, elapsed)
+                group["lr"] = lr
             plateau = recipe.curriculum and not recipe.phase_steps and hist.grow_from is None
             if plateau and _progress(step, 0, recipe.steps, recipe, elapsed) >= HOLD_AT_MOST:
                 hist.grow_from = HOLD_AT_MOST
