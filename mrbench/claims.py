@@ -90,7 +90,20 @@ class Verdict:
             return self.detail
         if isinstance(self.value, str):
             return f"{self.value} ({self.detail})" if self.detail else self.value
-        return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]" + (f" ({self.detail})" if self.detail else "")
+        return self.interval() + (f" ({self.detail})" if self.detail else "")
+
+    def interval(self) -> str:
+        """The value and its interval with the digits that decide the verdict: enough decimals
+        to tell each end from the nearest threshold (ratio - 1 = +0.0003 [-0.0002, +0.0008])."""
+        bounds = [b for b in self.claim.holds_if[1:] if isinstance(b, (int, float))]
+        gap = min((abs(e - b) for e in (self.low, self.high) for b in bounds), default=1.0)
+        gap = min(gap, abs(self.high - self.low) or 1.0)
+        decimals = int(min(6, max(2, -math.floor(math.log10(gap))))) if gap > 0 else 6
+        if len(bounds) == 1 and bounds[0] != 0 and self.claim.metric != "slope":
+            b = bounds[0]
+            return (f"{self.value:.{decimals}f} ({'ratio' if b == 1 else 'value'} - {b:g} = {self.value - b:+.{decimals}f} "
+                    f"[{self.low - b:+.{decimals}f}, {self.high - b:+.{decimals}f}])")
+        return f"{self.value:.{decimals}f} [{self.low:.{decimals}f}, {self.high:.{decimals}f}]"
 
 
 # ---------------------------------------------------------------------------------- parsing
@@ -225,26 +238,60 @@ def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
     return {"ratio": _ratio, "worst_ratio": _worst_ratio, "probe_closest": _probe, "slope": _slope}[c.metric](c, ok, store)
 
 
-def _judge(c: Claim, low: float, high: float) -> str:
+def _judge(c: Claim, low: float, high: float, fail_low: float | None = None, fail_high: float | None = None) -> str:
+    """holds when the 95% interval [low, high] is inside the threshold; fails only when the
+    multiplicity-adjusted interval [fail_low, fail_high] (default: the same) is outside it."""
     op = c.holds_if
+    fl = low if fail_low is None else fail_low
+    fh = high if fail_high is None else fail_high
     if op[0] == "<=":
-        return HOLDS if high <= op[1] else FAILS if low > op[1] else INCONCLUSIVE
+        return HOLDS if high <= op[1] else FAILS if fl > op[1] else INCONCLUSIVE
     if op[0] == ">=":
-        return HOLDS if low >= op[1] else FAILS if high < op[1] else INCONCLUSIVE
-    return HOLDS if op[1] <= low and high <= op[2] else FAILS if high < op[1] or low > op[2] else INCONCLUSIVE
+        return HOLDS if low >= op[1] else FAILS if fh < op[1] else INCONCLUSIVE
+    return HOLDS if op[1] <= low and high <= op[2] else FAILS if fh < op[1] or fl > op[2] else INCONCLUSIVE
 
 
-def _worst(c: Claim, measured: list[tuple]) -> Verdict:
-    """Of per-spec (spec, value, low, high, detail), the one furthest from holding."""
+@dataclass
+class Measure:
+    """One spec's measurement: the value shown with its 95% interval, and the points (value,
+    SE, 95% quantile) it decides on: one for a mean, one per k for a worst case."""
+
+    spec: str
+    value: float
+    low: float
+    high: float
+    detail: str
+    points: list[tuple[float, float, float]]
+
+
+def _holm_quantile(q: float, tests: int) -> float:
+    """The quantile that replaces a 95% one when `tests` comparisons could each declare a
+    failure: Holm's first step (Bonferroni), the one that decides whether any fails."""
+    from scipy.stats import norm
+
+    return q * norm.ppf(1 - 0.025 / max(tests, 1)) / Z
+
+
+def _worst(c: Claim, measured: list[Measure]) -> Verdict:
+    """Of per-spec measurements, the one furthest from holding. "holds" needs every spec
+    (every point) inside at 95%; "fails" needs a point outside after Holm's correction over all
+    the points the claim tests (specs x positions), so that chance alone fails no claim."""
+    tests = sum(len(m.points) for m in measured)
     order = {FAILS: 0, INCONCLUSIVE: 1, HOLDS: 2}
     sign = -1 if c.holds_if[0] == "<=" else 1
 
-    def badness(m):
-        return (order[_judge(c, m[2], m[3])], sign * m[1])
+    def judge(m: Measure) -> str:
+        holds = all(_judge(c, v - q * se, v + q * se) == HOLDS for v, se, q in m.points)
+        if holds:
+            return HOLDS
+        failing = any(_judge(c, v - q * se, v + q * se, v - _holm_quantile(q, tests) * se,
+                             v + _holm_quantile(q, tests) * se) == FAILS for v, se, q in m.points)
+        return FAILS if failing else INCONCLUSIVE
 
-    spec, value, low, high, detail = min(measured, key=badness)
-    return Verdict(c, _judge(c, low, high), value, low, high, f"{spec}{'; ' + detail if detail else ''}",
-                   [m[0] for m in measured])
+    worst = min(measured, key=lambda m: (order[judge(m)], sign * m.value))
+    detail = worst.detail + (f"; fails judged with Holm's correction over {tests} comparisons" if tests > 1 else "")
+    return Verdict(c, judge(worst), worst.value, worst.low, worst.high, f"{worst.spec}; {detail}",
+                   [m.spec for m in measured])
 
 
 def _curve(cells: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -284,7 +331,7 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
             detail = "per-k SEs, unpaired"
         if not math.isfinite(value):
             continue
-        measured.append((spec, value, value - q * se, value + q * se, detail))
+        measured.append(Measure(spec, value, value - q * se, value + q * se, detail, [(value, se, q)]))
     if not measured:
         return Verdict(c, NOT_MEASURED, detail="no spec with both results and a reference NMSE above 0")
     return _worst(c, measured)
@@ -329,9 +376,10 @@ def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
         k = int(r.idxmax())
         within = [kk for kk in ks if (r.loc[kk:] + Z * se.loc[kk:] <= c.holds_if[-1]).all()] if c.holds_if[0] == "<=" else []
         detail = f"at k = {k}" + (f"; within from k = {within[0]} on" if within else "")
-        # the worst k decides: fails if some k is beyond the threshold with certainty
-        low, high = float((r - Z * se).max()), float((r + Z * se).max())
-        measured.append((spec, float(r.max()), low, high, detail))
+        # every k is a point: holds if all are inside, fails if one is outside after Holm
+        points = [(float(r.loc[kk]), float(se.loc[kk]), Z) for kk in ks]
+        measured.append(Measure(spec, float(r.max()), float(r.max() - Z * se.loc[k]), float(r.max() + Z * se.loc[k]),
+                                detail, points))
     if not measured:
         return Verdict(c, NOT_MEASURED, detail="no spec with both results and a reference NMSE above 0")
     return _worst(c, measured)
@@ -359,7 +407,8 @@ def _degradation(c: Claim, ok: pd.DataFrame, baselines: pd.DataFrame) -> Verdict
             value *= (a / b) ** power
             rel2 += (sa / a) ** 2 + (sb / b) ** 2
         se = value * math.sqrt(rel2)
-        measured.append((spec, value, value - Z * se, value + Z * se, f"shift_value {first['shift_value']:g}"))
+        measured.append(Measure(spec, value, value - Z * se, value + Z * se, f"shift_value {first['shift_value']:g}",
+                                [(value, se, Z)]))
     if not measured:
         return Verdict(c, NOT_MEASURED, detail="no shifted spec in the claim's sections")
     return _worst(c, measured)
@@ -397,34 +446,70 @@ def _probe(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     return worst
 
 
+def _paired_excess(mine: pd.DataFrame, ref: pd.DataFrame, store) -> tuple[float, float]:
+    """Mean NMSE of one solver's cells over another's on the same specs: paired over prompts
+    (and averaged over seeds) where per-prompt scores are stored, else from the two SEs."""
+    diffs = []
+    for seed in sorted(set(mine["seed"]) & set(ref["seed"])):
+        a = store.prompt_scores(mine[mine["seed"] == seed]["cell_key"].iloc[0]) if store is not None else None
+        b = store.prompt_scores(ref[ref["seed"] == seed]["cell_key"].iloc[0]) if store is not None else None
+        if a is None or b is None or len(a) != len(b):
+            diffs = None
+            break
+        diffs.append(a - b)
+    if diffs:
+        means = np.array([d.mean() for d in diffs])
+        var = np.array([d.var(ddof=1) / len(d) for d in diffs])
+        return float(means.mean()), float(math.sqrt(var.sum()) / len(means))
+    err = mine["nmse_avg"].mean() - ref["nmse_avg"].mean()
+    return err, math.hypot(math.sqrt((mine["nmse_avg_se"] ** 2).sum()) / len(mine),
+                           math.sqrt((ref["nmse_avg_se"] ** 2).sum()) / len(ref))
+
+
+SLOPE_POINTS = 5  # a slope on fewer grid points says little, whatever its interval
+
+
 def _slope(c: Claim, ok: pd.DataFrame, store) -> Verdict:
-    xs, ys = [], []
+    """Weighted least squares of log(error) on log(field): each point weighted by its own
+    variance (delta method: SE(log e) = SE(e) / e, SEs over seeds combined), the slope's SE
+    from the weights, inflated by the lack of fit when the points scatter more than their SEs
+    say (then a t quantile on n - 2 degrees of freedom)."""
+    xs, ys, ss = [], [], []
     for spec, cells in ok.groupby("spec", sort=False):
         rows = cells[cells["label"] == c.solver]
         if rows.empty:
             continue
         if rows["excess_mse"].notna().any():
-            err = rows[rows["k"] == rows["k"].max()]["excess_mse"].mean()
+            last = rows[rows["k"] == rows["k"].max()]
+            err = last["excess_mse"].mean()
+            se = math.sqrt((last["excess_mse_se"] ** 2).sum()) / len(last)
         elif c.reference is not None:
-            err = rows["nmse_avg"].mean() - cells[cells["label"] == c.reference]["nmse_avg"].mean()
+            ref = cells[cells["label"] == c.reference].drop_duplicates("cell_key")
+            mine = rows.drop_duplicates("cell_key")
+            if ref.empty:
+                continue
+            err, se = _paired_excess(mine, ref, store)
         else:
             return Verdict(c, NOT_MEASURED, detail="no excess MSE stored here: name a reference to take the excess over")
         x = rows[c.field].iloc[0]
-        if err > 0 and x is not None and x > 0:
+        if err > 0 and x is not None and x > 0 and se > 0:
             xs.append(math.log(float(x)))
             ys.append(math.log(float(err)))
-    if len(xs) < 3:
-        return Verdict(c, NOT_MEASURED, detail=f"{len(xs)} specs with a positive error; a slope needs 3")
-    X = np.column_stack([np.ones(len(xs)), xs])
-    coef, *_ = np.linalg.lstsq(X, np.array(ys), rcond=None)
-    resid = np.array(ys) - X @ coef
-    cov = (resid @ resid / (len(xs) - 2)) * np.linalg.inv(X.T @ X)
+            ss.append(se / err)
+    if len(xs) < SLOPE_POINTS:
+        return Verdict(c, NOT_MEASURED, detail=f"{len(xs)} specs with a positive error; a slope needs {SLOPE_POINTS}")
+    X, y, w = np.column_stack([np.ones(len(xs)), xs]), np.array(ys), 1 / np.array(ss) ** 2
+    cov = np.linalg.inv(X.T @ (w[:, None] * X))
+    coef = cov @ X.T @ (w * y)
+    chi2 = float(w @ (y - X @ coef) ** 2) / (len(xs) - 2)
     from scipy.stats import t
 
-    half = t.ppf(0.975, len(xs) - 2) * math.sqrt(cov[1, 1])
+    q = Z if chi2 <= 1 else t.ppf(0.975, len(xs) - 2)
+    half = q * math.sqrt(cov[1, 1] * max(chi2, 1.0))
     slope = float(coef[1])
     return Verdict(c, _judge(c, slope - half, slope + half), slope, slope - half, slope + half,
-                   f"{len(xs)} specs, log error against log {c.field}")
+                   f"{len(xs)} specs, log error against log {c.field}, weighted by each point's SE "
+                   f"(lack of fit chi2/dof = {chi2:.2f})")
 
 
 # ------------------------------------------------------------------------------- rendering

@@ -41,12 +41,14 @@ def leaderboard(results: pd.DataFrame, store=None) -> pd.DataFrame:
     # a ratio to an oracle whose NMSE is 0 (sigma = 0) means nothing: left empty there
     table["ratio"] = table["nmse"] / table["spec"].map(ref.where(ref > 1e-12))
     table["rank"] = table.groupby("spec")["nmse"].rank(method="min").astype(int)
-    table["paired"] = False
+    table["paired"], table["resolved"] = False, True
     if store is not None:
         for spec, idx in table.groupby("spec").groups.items():
-            ranks = paired_ranks(ok[ok["spec"] == spec], store)
-            if ranks:
+            found = paired_ranks(ok[ok["spec"] == spec], store)
+            if found:
+                ranks, resolved = found
                 table.loc[idx, "rank"] = table.loc[idx, "label"].map(ranks)
+                table.loc[idx, "resolved"] = table.loc[idx, "label"].map(resolved)
                 table.loc[idx, "paired"] = True
     return table.sort_values(["spec", "rank", "nmse"]).reset_index(drop=True)
 
@@ -75,23 +77,36 @@ def paired_difference(a: dict, b: dict) -> tuple[float, float, float]:
     return float(per_seed.mean()), float(per_seed.std(ddof=1) / np.sqrt(len(seeds))), t_quantile(len(seeds) - 1)
 
 
-def paired_ranks(cells: pd.DataFrame, store) -> dict[str, int] | None:
-    """1 + the number of solvers significantly better (the paired mean difference beyond its
-    95% interval, see paired_difference, and beyond 1e-12: oracles at sigma = 0 differ by
-    rounding only), per label; None where a cell has no stored per-prompt scores."""
+def paired_ranks(cells: pd.DataFrame, store) -> tuple[dict[str, int], dict[str, bool]] | None:
+    """Ranks in the order of the mean score, and whether each is resolved; None where a cell has
+    no stored per-prompt scores. A solver shares the rank of the leader of the group above it
+    only when their paired difference is within its 95% interval (see paired_difference; and
+    within 1e-12: oracles at sigma = 0 differ by rounding only), never through a chain of
+    neighbours. Resolved: significantly different from every solver outside its own group, so
+    that a solver whose interval spans the table is marked rather than placed."""
     scores: dict[str, dict] = {}
     for _, cell in cells.drop_duplicates("cell_key").iterrows():
         values = store.prompt_scores(cell["cell_key"])
         if values is None:
             return None
         scores.setdefault(cell["label"], {})[cell["seed"]] = values
-    better = {label: 0 for label in scores}
-    for a in scores:
-        for b in scores:
-            if a != b and set(scores[a]) & set(scores[b]):
-                mean, se, q = paired_difference(scores[b], scores[a])
-                better[a] += bool(mean < -max(q * se, 1e-12))  # b is significantly lower than a
-    return {label: 1 + n for label, n in better.items()}
+    mean = {label: float(np.mean([v.mean() for v in seeds.values()])) for label, seeds in scores.items()}
+    order = sorted(scores, key=lambda label: (mean[label], label))
+
+    def differ(a: str, b: str) -> bool:
+        if not set(scores[a]) & set(scores[b]):
+            return False
+        diff, se, q = paired_difference(scores[b], scores[a])
+        return abs(diff) > max(q * se, 1e-12)
+
+    ranks, leader = {}, None
+    for i, label in enumerate(order):
+        if leader is not None and not differ(leader, label):
+            ranks[label] = ranks[leader]
+        else:
+            leader, ranks[label] = label, i + 1
+    resolved = {a: all(differ(a, b) for b in order if ranks[b] != ranks[a]) for a in order}
+    return ranks, resolved
 
 
 def _info(text) -> dict:
@@ -126,10 +141,11 @@ def leaderboard_text(results: pd.DataFrame, store=None) -> str:
     cells = results.drop_duplicates("cell_key")
     lines = []
     for spec, part in (table.groupby("spec", sort=False) if not table.empty else []):
-        tie = " (shared rank: difference within 1.96 paired SE)" if part["paired"].all() else ""
+        tie = (" (shared rank: within 1.96 paired SE of the group's leader; ? = not resolved from some "
+               "solver outside its group)") if part["paired"].all() else ""
         lines.append(f"\n== {spec}{tie}")
         view = pd.DataFrame({
-            "rank": part["rank"], "solver": [f"{lab} · {det}" if det else lab for lab, det in zip(part["label"], part["detail"])],
+            "rank": [f"{r}{'' if ok else '?'}" for r, ok in zip(part["rank"], part["resolved"])], "solver": [f"{lab} · {det}" if det else lab for lab, det in zip(part["label"], part["detail"])],
             "mean NMSE": part["nmse"].map(fmt.num), "SE": part["se"].map(lambda v: fmt.num(v, 2)),
             "excess": part["excess"].map(fmt.signed), "ratio": part["ratio"].map(fmt.num),
             "fit": part["fit_s"].map(fmt.duration), "predict": part["predict_s"].map(fmt.duration),

@@ -106,13 +106,22 @@ def _leaderboards(results: pd.DataFrame, store: Store) -> list[dict]:
     return boards
 
 
-def _avg_ranks(results: pd.DataFrame, store: Store) -> list[dict]:
+def _avg_ranks(results: pd.DataFrame, store: Store) -> dict:
+    """Mean rank over the specs that every listed solver ran: those of the solvers run most
+    widely; a solver that missed some of them is named, not averaged over fewer specs."""
     table = leaderboard(results, store)
     if table.empty:
-        return []
-    ranks = table.groupby("label").agg(mean_rank=("rank", "mean"), specs=("spec", "nunique"),
-                                       oracle=("oracle", "first")).reset_index()
-    return ranks.sort_values("mean_rank").to_dict("records")
+        return {"rows": [], "specs": 0, "left_out": []}
+    specs_of = table.groupby("label")["spec"].agg(set)
+    widest = max(len(v) for v in specs_of)
+    common = set.intersection(*(v for v in specs_of if len(v) == widest))
+    listed = [label for label, v in specs_of.items() if common <= v]
+    part = table[table["spec"].isin(common) & table["label"].isin(listed)]
+    ranks = part.groupby("label").agg(mean_rank=("rank", "mean"), specs=("spec", "nunique"), oracle=("oracle", "first"),
+                                      solver_group=("solver_group", "first")).reset_index()
+    left_out = [f"{label} ({len(v)} of {len(common | v)} specs)" for label, v in specs_of.items() if label not in listed]
+    return {"rows": ranks.sort_values(["mean_rank", "label"]).to_dict("records"), "specs": len(common),
+            "left_out": left_out}
 
 
 def build(root: str | Path, reference: str | None = None) -> tuple[dict, list]:

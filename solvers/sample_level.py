@@ -1,24 +1,71 @@
-"""Sample-level mixture (Jin et al. 2024): the oracle, and EM run on each prompt's own pairs.
+"""Sample-level mixture (Jin et al. 2024): the Bayes reference, the known-beta bound, and EM run
+on each prompt's own pairs.
 
-Every pair draws its own component, so the best one can do for y_i knowing beta and pi is
-x_i^T sum_k pi_k beta_k. `icl_em` estimates beta and pi from the prefix alone (K known, sigma
+Every pair draws its own component, so the best one can do for y_i knowing the prompt's beta
+and pi is x_i^T sum_k pi_k beta_k (`known_beta`, a bound no learner reaches); the best one can
+do from the prefix is its posterior mean under the family's law (`sample_bayes`). `icl_em` estimates beta and pi from the prefix alone (K known, sigma
 the spec's), with an exact weighted-least-squares M-step; `icl_gradient_em` replaces the M-step
 by a few gradient steps (the variant the paper's transformer construction follows).
 """
 import numpy as np
 
 from mrbench import Solver
+from mrbench.families.sample import bayes_predictions, known_beta_predictions, no_bayes_reason
 from mrbench.lazy import torch
 from mrbench.solver import at_least, one_of
 
 
-class SampleOracle(Solver):
-    """Knows each test prompt's beta and pi: x^T sum_k pi_k beta_k at every position. The
-    coefficients come per prompt (`Truth.coef_for`), so any subset of the test prompts works."""
+class SampleBayes(Solver):
+    """The Bayes predictor E[y_i | prefix] under the family's law (its components' prior, pi,
+    sigma): the family's reference. Monte Carlo (a Rao-Blackwellized particle filter over the
+    labels, `replicates` independent runs of `particles`); `info` reports its error."""
 
-    name = "sample_oracle"
+    name = "sample_bayes"
     requires_truth = True
     group = "oracle"
+    families = ("sample",)
+    code_also = ("mrbench.families.sample", "mrbench.families.sample_posterior")
+
+    def __init__(self, particles=256, replicates=4):
+        self.particles, self.replicates = particles, replicates
+
+    def check_params(self):
+        super().check_params()
+        at_least("particles", self.particles, 1)
+        at_least("replicates", self.replicates, 2)
+
+    def skip_reason(self, spec, device):
+        return no_bayes_reason(spec)
+
+    def fit(self, train, truth=None):
+        self.check_params()
+        self.spec_, self.truth_ = train.spec, truth
+        return self
+
+    def predict(self, x, y):
+        pred, se = bayes_predictions(self.spec_, x, y, self.truth_.coef_for(x), seed=self.seed,
+                                     particles=self.particles, replicates=self.replicates)
+        # The Monte Carlo variance adds to this reference's MSE: its share of the MSE, at the
+        # worst position whose label the prompt shows (all but the query)
+        mse = ((pred - y) ** 2)[:, :-1].mean(axis=0)
+        share = (se**2)[:, :-1].mean(axis=0) / np.maximum(mse, 1e-300)
+        self.mc_share_ = float(share.max()) if np.isfinite(y[:, :-1]).all() else float("nan")
+        return pred
+
+    def info(self):
+        return {"particles": self.particles, "replicates": self.replicates, "mc_variance_share_max": self.mc_share_,
+                "summary": f"Monte Carlo, {self.replicates} runs x {self.particles} particles: its variance is at "
+                           f"most {self.mc_share_:.2%} of the MSE (worst k)"}
+
+
+class KnownBeta(Solver):
+    """Knows each test prompt's own beta and pi: x^T sum_k pi_k beta_k at every position, a
+    bound no learner reaches (the papers' sqrt(d/n) rates are distances to it). The
+    coefficients come per prompt (`Truth.coef_for`), so any subset of the test prompts works."""
+
+    name = "known_beta"
+    requires_truth = True
+    group = "bound"
     families = ("sample",)
 
     def fit(self, train, truth=None):
@@ -26,7 +73,7 @@ class SampleOracle(Solver):
         return self
 
     def predict(self, x, y):
-        return np.einsum("nkd,nd->nk", x.astype(np.float64), self.truth_.coef_for(x))
+        return known_beta_predictions(x, self.truth_.coef_for(x))
 
 
 class ICLEM(Solver):
@@ -41,13 +88,14 @@ class ICLEM(Solver):
     group = "data-driven"
     families = ("sample",)
 
-    def __init__(self, iterations=20, init="spectral", ridge="auto"):
-        self.iterations, self.init, self.ridge = iterations, init, ridge
+    def __init__(self, iterations=20, init="spectral", ridge="auto", restarts=1, warm=False):
+        self.iterations, self.init, self.ridge, self.restarts, self.warm = iterations, init, ridge, restarts, warm
 
     def check_params(self):
         super().check_params()
         one_of("init", self.init, ("random", "spectral"))
         at_least("iterations", self.iterations, 1)
+        at_least("restarts", self.restarts, 1)
         if self.ridge != "auto" and not (isinstance(self.ridge, (int, float)) and self.ridge >= 0):
             raise ValueError(f"ridge={self.ridge!r}: must be 'auto' or a number >= 0")
 
@@ -64,11 +112,22 @@ class ICLEM(Solver):
 
     def predict(self, x, y):
         X, Y = torch.from_numpy(x.astype(np.float64)), torch.from_numpy(y.astype(np.float64))
-        starts = self._random_starts(x)
+        starts = [self._random_starts(x, r) for r in range(self.restarts)]
         out = torch.zeros(Y.shape, dtype=torch.float64)
         self.components_ = np.full((*x.shape[:2], self.K_, x.shape[2]), np.nan)
         for i in range(1, X.shape[1]):  # prefix of i pairs predicts position i
-            B, pi = self._em(X[:, :i], Y[:, :i], starts[:, i])
+            B, pi = self._em(X[:, :i], Y[:, :i], starts[0][:, i])
+            if self.restarts > 1 or self.warm:  # keep, per prompt, the run of the highest penalized likelihood
+                best = self._objective(X[:, :i], Y[:, :i], B, pi)
+                runs = [self._em(X[:, :i], Y[:, :i], more[:, i]) for more in starts[1:]]
+                if self.warm and i > 1:  # from the last prefix's answer: one more pair seldom moves it far
+                    runs.append(self._em(X[:, :i], Y[:, :i], None, last))
+                for B2, pi2 in runs:
+                    obj = self._objective(X[:, :i], Y[:, :i], B2, pi2)
+                    take = obj > best
+                    B, pi = torch.where(take[:, None, None], B2, B), torch.where(take[:, None], pi2, pi)
+                    best = torch.maximum(best, obj)
+            last = B
             out[:, i] = torch.einsum("nd,nd->n", X[:, i], (pi[..., None] * B).sum(1))
             self.components_[:, i] = B.numpy()
         return out.numpy()
@@ -76,24 +135,38 @@ class ICLEM(Solver):
     def estimated_components(self):
         return self.components_
 
-    def _random_starts(self, x):
+    def _random_starts(self, x, restart=0):
         """Random directions for every prompt and prefix: (n, k+1, K, d or K). Each prompt's come
-        from the seed and its first x (which every prefix sees), not from its place in the
-        batch, so a prompt gets the same prediction whatever other prompts share the call."""
+        from the seed, the restart and its first x (which every prefix sees), not from its place
+        in the batch, so a prompt gets the same prediction whatever other prompts share the call."""
         n, K1, d = x.shape
         width = d if self.init == "random" else min(self.K_, d)
         keys = (np.frombuffer(np.ascontiguousarray(x[:, 0], dtype=np.float32).tobytes(), dtype=np.uint32)
                 .reshape(n, d).astype(np.uint64))
-        draws = [np.random.default_rng([self.seed, *k]).standard_normal((K1, self.K_, width)) for k in keys]
+        tag = [restart] if restart else []  # the first start is the one a single run has always had
+        draws = [np.random.default_rng([self.seed, *tag, *k]).standard_normal((K1, self.K_, width)) for k in keys]
         return torch.from_numpy(np.stack(draws))
 
-    def _em(self, x, y, c):
-        n, i, d = x.shape
-        K, s2 = self.K_, max(self.sigma_, 1e-3) ** 2
+    def _lam(self, x, y):
+        """The ridge of the M-step and the scale of the starts, from the prefix's label variance."""
+        s2 = max(self.sigma_, 1e-3) ** 2
         scale = ((y**2).mean(1) - self.sigma_**2).clamp_min(1e-6).sqrt()
-        lam = s2 * d / scale**2 if self.ridge == "auto" else torch.full((n,), float(self.ridge), dtype=x.dtype)
-        B = self._start(x, y, scale, c)
-        pi = torch.full((n, K), 1.0 / K, dtype=x.dtype)
+        lam = s2 * x.shape[-1] / scale**2 if self.ridge == "auto" else torch.full((len(x),), float(self.ridge), dtype=x.dtype)
+        return lam, scale, s2
+
+    def _objective(self, x, y, B, pi):
+        """What EM climbs: the prefix's log-likelihood under (B, pi) less the M-step's ridge
+        penalty (a Gaussian prior on beta): (n,)."""
+        lam, _, s2 = self._lam(x, y)
+        r = (y[..., None] - x @ B.transpose(1, 2)) ** 2
+        loglik = torch.logsumexp(torch.log(pi)[:, None, :] - r / (2 * s2), dim=-1).sum(1)
+        return loglik - lam * (B**2).sum((1, 2)) / (2 * s2)
+
+    def _em(self, x, y, c, B=None):
+        K = self.K_
+        lam, scale, s2 = self._lam(x, y)
+        B = self._start(x, y, scale, c) if B is None else B
+        pi = torch.full((len(x), K), 1.0 / K, dtype=x.dtype)
         for _ in range(self.iterations):
             r = (y[..., None] - x @ B.transpose(1, 2)) ** 2  # (n, i, K)
             gamma = torch.softmax(torch.log(pi)[:, None, :] - r / (2 * s2), dim=-1)
@@ -118,8 +191,9 @@ class ICLGradientEM(ICLEM):
 
     name = "icl_gradient_em"
 
-    def __init__(self, iterations=20, init="spectral", steps=5, lr=1.0, ridge="auto"):
+    def __init__(self, iterations=20, init="spectral", steps=5, lr=1.0, ridge="auto", restarts=1, warm=False):
         self.iterations, self.init, self.steps, self.lr, self.ridge = iterations, init, steps, lr, ridge
+        self.restarts, self.warm = restarts, warm
 
     def m_step(self, x, y, gamma, B, lam):
         i = x.shape[1]

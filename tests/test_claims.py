@@ -130,14 +130,58 @@ def test_the_ratio_interval_is_the_paired_delta_method(measured):
     assert v.high - v.low == pytest.approx(np.percentile(boot, 97.5) - np.percentile(boot, 2.5), rel=0.15)
 
 
-def test_slope_recovers_a_known_exponent():
-    rows = [{"spec": f"s{n}", "label": "x", "k": 5, "k_max": n, "excess_mse": 3.0 * n ** -0.5, "seed": 0,
-             "status": "ok", "section": "s", "cell_key": f"c{n}"} for n in (10, 20, 40, 80)]
+def slope_rows(ns, errs, ses):
+    return pd.DataFrame([{"spec": f"s{n}", "label": "x", "k": 5, "k_max": n, "excess_mse": e, "excess_mse_se": se,
+                          "seed": 0, "status": "ok", "section": "s", "cell_key": f"c{n}"}
+                         for n, e, se in zip(ns, errs, ses)])
+
+
+def test_slope_recovers_a_known_exponent_weighted_by_each_points_error():
+    ns = np.array([10, 20, 40, 80, 160])
     claim = claims.Claim(name="rate", quote="q", source="s", metric="slope", solver="x", sections=("s",),
                          field="k_max", holds_if=("in", -0.55, -0.45))
-    v = claims.evaluate([claim], pd.DataFrame(rows), store=None)[0]
+    exact = 3.0 * ns ** -0.5
+    v = claims.evaluate([claim], slope_rows(ns, exact, 0.01 * exact), store=None)[0]
     assert v.value == pytest.approx(-0.5) and v.verdict == "holds"
-    assert claims.evaluate([dataclasses.replace(claim, holds_if=("<=", -1.0))], pd.DataFrame(rows), None)[0].verdict == "fails"
+    assert claims.evaluate([dataclasses.replace(claim, holds_if=("<=", -1.0))], slope_rows(ns, exact, 0.01 * exact),
+                           None)[0].verdict == "fails"
+    # one point far off but with a huge SE barely moves the fit; an independent WLS agrees
+    errs, ses = exact.copy(), 0.02 * exact
+    errs[0], ses[0] = exact[0] * 3, exact[0] * 5
+    v = claims.evaluate([claim], slope_rows(ns, errs, ses), store=None)[0]
+    rel = ses / errs
+    A = np.column_stack([np.ones(5), np.log(ns)]) / rel[:, None]
+    assert v.value == pytest.approx(np.linalg.lstsq(A, np.log(errs) / rel, rcond=None)[0][1])
+    assert abs(v.value + 0.5) < 0.05
+    # fewer than five grid points: not measured, however tight
+    four = claims.evaluate([claim], slope_rows(ns[:4], exact[:4], 0.01 * exact[:4]), store=None)[0]
+    assert four.verdict == "not measured" and "needs 5" in four.detail
+
+
+def test_fails_over_many_positions_is_corrected_for_multiplicity():
+    """60 positions, each 2.2 SE above the threshold by chance at one k: pointwise that 'fails';
+    with Holm's correction over the 60 comparisons it is inconclusive. A real excess fails."""
+    ks = np.arange(1, 61)
+    rows = []
+    for label, nmse in (("a", np.ones(60)), ("b", np.ones(60))):
+        rows += [{"spec": "s", "label": label, "k": k, "k_max": 60, "nmse": v, "nmse_se": 0.0, "seed": 0,
+                  "status": "ok", "section": "s", "cell_key": label} for k, v in zip(ks, nmse)]
+    frame = pd.DataFrame(rows)
+    frame.loc[(frame.label == "a") & (frame.k == 30), "nmse"] = 1.0 + 2.2 * 0.01
+    frame.loc[frame.label == "a", "nmse_se"] = 0.01
+    claim = claims.Claim(name="w", quote="q", source="s", metric="worst_ratio", solver="a", reference="b",
+                         sections=("s",), holds_if=("<=", 1.0))
+    v = claims.evaluate([claim], frame, store=None)[0]
+    assert v.verdict == "inconclusive" and "Holm" in v.detail
+    frame.loc[(frame.label == "a") & (frame.k == 30), "nmse"] = 1.0 + 5 * 0.01
+    assert claims.evaluate([claim], frame, store=None)[0].verdict == "fails"
+
+
+def test_verdict_values_carry_the_digits_that_decide_them():
+    claim = claims.Claim(name="r", quote="q", source="s", metric="ratio", solver="a", reference="b", sections=("s",),
+                         holds_if=(">=", 1.0))
+    text = claims.Verdict(claim, "inconclusive", 1.0003, 0.9998, 1.0008).measured()
+    assert "ratio - 1 = +0.0003 [-0.0002, +0.0008]" in text
 
 
 @pytest.mark.parametrize("edit, message", [

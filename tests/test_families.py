@@ -16,7 +16,8 @@ from mrbench.predictors import posterior_mean
 from mrbench.registry import load_registry
 from mrbench.specs import load_suite, make_spec
 
-LAW = {"prompt": {}, "sample": {"snr": 2.0, "m": 3}, "subgroup": {"x_spread": 1.0}}
+LAW = {"prompt": {}, "sample": {"snr": 2.0, "m": 3}, "sample:gaussian": {"snr": 2.0, "m": 3, "prior": "gaussian"},
+       "subgroup": {"x_spread": 1.0}}
 
 
 def test_every_family_is_registered_with_an_oracle_solver():
@@ -43,7 +44,9 @@ def test_torch_sampler_draws_the_generators_law(name):
     E y^2, E y^4 (the mixture's tails), E x^2 per coordinate, and E[y_0 y_1 <x_0, x_1>] (how
     two pairs of one prompt share their coefficients); and for families whose oracle needs no
     per-prompt coefficients, the oracle's NMSE curve on the sampler's prompts."""
-    spec = make_spec({"family": name, "d": 6, "m": 4, "k_max": 3, "n_test": 2, "n_train": None, **LAW[name]})
+    spec = make_spec({"family": name.split(":")[0], "d": 6, "m": 4, "k_max": 3, "n_test": 2, "n_train": None,
+                      **LAW[name]})
+    name = spec.family
     train = train_data(spec)
     n, P = 40000, 4
     a = train.sample(n, np.random.default_rng(0), P)
@@ -133,7 +136,7 @@ def test_subgroup_suite_runs_the_solvers_that_apply(tmp_path):
     cells, suite = plan("subgroups", solvers="all")
     labels = {c.solver.label() for c in cells}
     assert {"subgroup_oracle", "ols", "em", "kong2020", "transformer"} <= labels  # em: a prompt family solver
-    assert not labels & {"posterior_mean", "sample_oracle", "icl_em"}  # the prompt family's oracle, sample-only
+    assert not labels & {"posterior_mean", "sample_bayes", "known_beta", "icl_em"}  # the prompt family's oracle, sample-only
     assert [s.x_spread for s in suite.specs] == [0.0, 0.5, 1.0]
 
 

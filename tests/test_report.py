@@ -154,8 +154,15 @@ def test_paired_ranks_share_a_rank_within_the_uncertainty():
             return scores[label][int(seed)]
 
     cells = pd.DataFrame([{"cell_key": f"{lab}/{s}", "label": lab, "seed": s} for lab in scores for s in (0, 1)])
-    assert paired_ranks(cells, Store()) == {"a": 1, "b": 1, "c": 4, "d": 1}
+    ranks, resolved = paired_ranks(cells, Store())
+    assert ranks == {"a": 1, "b": 1, "c": 4, "d": 1} and all(resolved.values())
     assert paired_ranks(cells, type("Empty", (), {"prompt_scores": lambda self, key: None})()) is None
+    # a solver far worse on average but with an interval spanning the table: ranked by its
+    # mean, last, and marked unresolved; it never shares the first rank through a neighbour
+    scores["e"] = base + 0.3 + rng.standard_cauchy(size=base.shape) * 0.5
+    cells = pd.DataFrame([{"cell_key": f"{lab}/{s}", "label": lab, "seed": s} for lab in scores for s in (0, 1)])
+    ranks, resolved = paired_ranks(cells, Store())
+    assert ranks["e"] > 1 and not resolved["e"] and ranks["a"] == 1
 
 
 def test_leaderboard_reads_three_digits_dashes_and_units():

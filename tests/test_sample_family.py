@@ -53,19 +53,20 @@ def test_sample_spec_validation(bad, match):
 
 def test_oracle_has_zero_excess_and_prompt_solvers_skip(tmp_path):
     suite = tmp_path / "s.toml"
-    suite.write_text("[suite]\nname='j'\n[defaults]\nfamily='sample'\nd=4\nK=2\nn=12\nB=300\nn_test=100\n"
+    suite.write_text("[suite]\nname='j'\n[defaults]\nfamily='sample'\nprior='gaussian'\nd=4\nK=2\nn=12\nB=300\n"
+                     "n_test=100\n"
                      "[sections.a]\ngrid={symmetric=[true,false],n=[8,12]}\n")
     frame = mrbench.run(suite=str(suite), solvers="all,posterior_mean", out=tmp_path / "r", progress=False,
                         report=False)
     cells = frame.drop_duplicates("cell_key")
-    assert set(cells.solver) >= {"sample_oracle", "icl_em", "icl_gradient_em", "lsa", "ols", "ridge"}
+    assert set(cells.solver) >= {"sample_bayes", "known_beta", "icl_em", "icl_gradient_em", "lsa", "ols", "ridge"}
     assert not {"argmin", "em", "altmin", "kong2020"} & set(cells.solver)  # 'all' keeps to the family
     named = cells[cells.solver == "posterior_mean"]  # named explicitly: recorded, not dropped
     assert (named.status == "not_applicable").all() and named.error.str.contains("family prompt").all()
     assert (cells[~cells.solver.isin(["posterior_mean", "transformer"])].status == "ok").all()
     assert (cells[cells.solver == "transformer"].status == "skipped").all()  # no checkpoint, over its CPU budget
-    oracle = frame[frame.solver == "sample_oracle"]
-    assert (oracle.excess_mse == 0).all()
+    bound = frame[frame.solver == "known_beta"]
+    assert (bound.excess_mse == 0).all()  # the excess is measured against the known-beta bound
     assert frame[frame.status == "ok"].excess_mse.notna().all()
     again = mrbench.run(suite=str(suite), solvers="all,posterior_mean", out=tmp_path / "r", dry_run=True, echo=str)
     assert again[again.solver != "transformer"].stored.all()  # not-applicable cells are final

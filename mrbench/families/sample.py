@@ -1,8 +1,15 @@
 """Sample-level mixture (Jin et al. 2024): every pair draws its own component. A prompt's m
-components have norm snr * sigma (our law: directions uniform on the sphere; the paper does
-not state one) and are drawn afresh per prompt (`components = "per_prompt"`) or fixed from
-pool_seed (`"fixed"`); `symmetric` (m = 2) sets beta_2 = -beta_1. Knowing beta and pi, the best
-prediction of y_i is x_i^T sum_k pi_k beta_k."""
+components are drawn afresh per prompt (`components = "per_prompt"`) or fixed from pool_seed
+(`"fixed"`); `symmetric` (m = 2) sets beta_2 = -beta_1. The paper does not state the law of
+beta; ours, the field `prior`:
+- "gaussian": beta_k ~ N(0, snr^2 sigma^2 / d I), so E||beta_k||^2 = (snr sigma)^2. Its Bayes
+  predictor E[y | prefix] is computable (conjugate given the labels: sample_posterior.py), so
+  this is the law the jin2024 suite uses;
+- "sphere" (the default, for the specs written before the field): ||beta_k|| = snr * sigma
+  exactly, directions uniform. No Bayes reference is implemented for it.
+Knowing the prompt's own beta and pi, the best prediction of y_i is x_i^T sum_k pi_k beta_k: the
+known-beta bound, which no learner reaches (the Bayes predictor must estimate beta from the
+prefix). With fixed components the prior is a point mass and the bound is the Bayes predictor."""
 from __future__ import annotations
 
 import math
@@ -11,20 +18,23 @@ import numpy as np
 
 from ..data import Prompts, Truth, components, make_pool, rowdot
 from ..metrics import excess_curve
+from . import sample_posterior
 from .base import Family, _invalid, weights
 
 COMPONENTS = ("per_prompt", "fixed")
+PRIORS = ("sphere", "gaussian")
 
 
 def sample_betas(spec, n: int, rng: np.random.Generator | None) -> np.ndarray:
-    """(n, m, d) components of n prompts, each of norm snr * sigma. `fixed`: the same m for
-    every prompt, from pool_seed (rng unused)."""
+    """(n, m, d) components of n prompts under the spec's prior (see the module). `fixed`: the
+    same m for every prompt, from pool_seed (rng unused), each of norm snr * sigma."""
     scale = spec.snr * spec.sigma
     if spec.components == "fixed":
         B = np.broadcast_to(make_pool(spec.d, spec.m, spec.pool_seed) / np.sqrt(spec.d) * scale, (n, spec.m, spec.d))
     else:
         g = rng.standard_normal((n, spec.m, spec.d))
-        B = g / np.sqrt(rowdot(g, g))[..., None] * scale
+        norm = np.sqrt(spec.d) if spec.prior == "gaussian" else np.sqrt(rowdot(g, g))[..., None]
+        B = g / norm * scale
     if spec.symmetric:
         B = np.stack([B[:, 0], -B[:, 0]], axis=1)
     return np.ascontiguousarray(B)
@@ -33,8 +43,8 @@ def sample_betas(spec, n: int, rng: np.random.Generator | None) -> np.ndarray:
 class SampleFamily(Family):
     name = "sample"
     description = "every pair draws its own component (Jin et al. 2024)"
-    fields = {"snr": 1.0, "components": "per_prompt", "symmetric": False}
-    oracle = "sample_oracle"
+    fields = {"snr": 1.0, "components": "per_prompt", "symmetric": False, "prior": "sphere"}
+    oracle = "sample_bayes"
     panels = ("excess",)
     noiseless_ok = False  # ||beta|| = snr * sigma
 
@@ -44,12 +54,14 @@ class SampleFamily(Family):
             raise _invalid(where, "snr", out["snr"], "must be finite and > 0")
         if out["components"] not in COMPONENTS:
             raise _invalid(where, "components", out["components"], f"must be one of {', '.join(COMPONENTS)}")
+        if out["prior"] not in PRIORS:
+            raise _invalid(where, "prior", out["prior"], f"must be one of {', '.join(PRIORS)}")
         if out["symmetric"] and spec["m"] != 2:
             raise _invalid(where, "symmetric", True, "needs m (K) = 2: beta_2 = -beta_1")
         return out
 
     def tiny(self, overrides):
-        return {"snr": 3.0, **overrides, "sigma": overrides.get("sigma") or 0.5}
+        return {"snr": 3.0, "prior": "gaussian", **overrides, "sigma": overrides.get("sigma") or 0.5}
 
     def draw(self, spec, pool, n, P, rng, test=False):
         pi = None if spec.pi is None else np.asarray(spec.pi)
@@ -77,7 +89,8 @@ class SampleFamily(Family):
                 B = (W / math.sqrt(spec.d) * scale).expand(b, -1, -1)
             else:
                 g = torch.randn((b, spec.m, spec.d), generator=gen, device=device)
-                B = g / g.norm(dim=-1, keepdim=True) * scale
+                norm = math.sqrt(spec.d) if spec.prior == "gaussian" else g.norm(dim=-1, keepdim=True)
+                B = g / norm * scale
             return torch.stack([B[:, 0], -B[:, 0]], 1) if spec.symmetric else B
 
         def sample(b, P, dims=None):
@@ -92,8 +105,34 @@ class SampleFamily(Family):
         return sample
 
     def oracle_predictions(self, ds):
-        return np.einsum("nkd,nd->nk", ds.test.x.astype(np.float64), ds.test.coef)
+        return bayes_predictions(ds.spec, ds.test.x, ds.test.y, ds.test.coef, seed=ds.spec.seed)[0]
 
     def curve_scores(self, ds, pred):
         excess, se = excess_curve(pred, ds.test.x, ds.test.coef)
         return {"excess_mse": excess, "excess_mse_se": se}
+
+
+def known_beta_predictions(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """x_i^T sum_k pi_k beta_k of each prompt's own components (coef): the known-beta bound."""
+    return np.einsum("nkd,nd->nk", x.astype(np.float64), coef)
+
+
+def no_bayes_reason(spec) -> str | None:
+    if spec.components == "per_prompt" and spec.prior != "gaussian":
+        return (f"no Bayes reference under prior = '{spec.prior}' (its posterior has no conjugate form); "
+                "set prior = 'gaussian', or read the known_beta bound")
+    return None
+
+
+def bayes_predictions(spec, x, y, coef, seed: int = 0, **mc) -> tuple[np.ndarray, np.ndarray]:
+    """E[y_i | pairs before i, x_i] under the spec's law, and its Monte Carlo standard error
+    (0 where it is exact: fixed components, whose prior is a point mass, make it the known-beta
+    predictor). `mc`: particles, replicates of sample_posterior.posterior_mean."""
+    reason = no_bayes_reason(spec)
+    if reason:
+        raise ValueError(reason)
+    if spec.components == "fixed":
+        return known_beta_predictions(x, coef), np.zeros(np.shape(y))
+    tau2 = (spec.snr * spec.sigma) ** 2 / spec.d
+    return sample_posterior.posterior_mean(x, np.nan_to_num(y), weights(spec), spec.sigma, tau2, spec.symmetric,
+                                           seed=seed, **mc)
