@@ -32,6 +32,7 @@ furthest from holding counts):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -44,7 +45,10 @@ from .errors import UserError
 METRICS = ("ratio", "worst_ratio", "degradation", "probe_closest", "slope")
 SLOPE_FIELDS = ("k_max", "n_train", "d", "snr", "m", "sigma")
 _KEYS = {"quote", "source", "sections", "where", "metric", "solver", "reference", "holds_if", "k_from", "k_to",
-         "candidates", "expected", "field", "baseline", "unmeasurable"}
+         "candidates", "expected", "field", "baseline", "unmeasurable", "exclude_k", "note"}
+# Solvers whose claims are evaluated for every variant the results hold (the paper preset, the
+# CPU presets, per-spec dropout): a claim on a trained model is a claim on each model trained.
+VARIANT_SOLVERS = ("transformer",)
 Z = 1.96
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "fails", "inconclusive", "not measured"
 
@@ -67,6 +71,8 @@ class Claim:
     field: str | None = None
     baseline: float | None = None
     unmeasurable: str | None = None
+    exclude_k: tuple[int, int] | None = None  # ratio metrics: positions [a, b] left out (OLS's spike at k = d)
+    note: str | None = None  # shown with the verdict: what a reference is here (e.g. a comparator)
 
     def threshold(self) -> str:
         if self.metric == "probe_closest":
@@ -140,7 +146,8 @@ def parse_claims(where: str, raw: dict, sections: dict, registry: dict) -> list[
                       holds_if=_holds_if(at, table.get("holds_if"), metric), k_from=table.get("k_from", 1),
                       k_to=table.get("k_to"), candidates=candidates,
                       expected=label(table["expected"]) if "expected" in table else None, field=table.get("field"),
-                      baseline=table.get("baseline"), unmeasurable=table.get("unmeasurable"))
+                      baseline=table.get("baseline"), unmeasurable=table.get("unmeasurable"),
+                      exclude_k=_exclude(at, table.get("exclude_k")), note=table.get("note"))
         _check_metric_fields(at, claim)
         out.append(claim)
     return out
@@ -160,6 +167,14 @@ def _labeler(at: str, registry: dict):
         return solver.label()
 
     return label
+
+
+def _exclude(at: str, value) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) and value[0] <= value[1]):
+        raise UserError(f"{at}: exclude_k must be two integers [a, b] with a <= b (positions left out)")
+    return (value[0], value[1])
 
 
 def _holds_if(at: str, text, metric: str) -> tuple:
@@ -200,12 +215,38 @@ def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | Non
         part = part.assign(label=[_without(label, per_spec.get(section, {}))
                                   for label, section in zip(part["label"], part["section"])])
     out = []
-    for claim in claims:
+    for claim in (v for c in claims for v in variants(c, part)):
         try:
-            out.append(_evaluate(claim, part, store))
+            verdict = _evaluate(claim, part, store)
         except Exception as exc:  # one claim's fault must not take the report down: shown, not hidden
-            out.append(Verdict(claim, NOT_MEASURED, detail=f"error while measuring: {type(exc).__name__}: {exc}"))
+            verdict = Verdict(claim, NOT_MEASURED, detail=f"error while measuring: {type(exc).__name__}: {exc}")
+        model = _model_summary(part, claim.solver)
+        notes = [n for n in (model, claim.note) if n]
+        if notes:
+            verdict.detail = "; ".join(notes + ([verdict.detail] if verdict.detail else []))
+        out.append(verdict)
     return out
+
+
+def variants(claim: Claim, results: pd.DataFrame) -> list[Claim]:
+    """The claim itself, and for a VARIANT_SOLVERS solver one copy per other label of that
+    solver in the results (named CLAIM[label]), so that every model trained is scored."""
+    base = claim.solver.partition("[")[0]
+    if base not in VARIANT_SOLVERS or results.empty:
+        return [claim]
+    labels = sorted(set(results["label"][results["label"].str.partition("[")[0] == base]) - {claim.solver})
+    return [claim] + [dataclasses.replace(claim, name=f"{claim.name}[{label}]", solver=label) for label in labels]
+
+
+def _model_summary(results: pd.DataFrame, label: str) -> str:
+    """The checkpoints behind a trained solver's cells ("cpu-pairs preset · 1.3M prompts · CPU
+    100 min"), as its results' info says."""
+    if results.empty or "info" not in results:
+        return ""
+    from .leaderboard import _detail
+
+    rows = results[(results["label"] == label) & (results["status"] == "ok")].drop_duplicates("cell_key")
+    return _detail(rows["info"]) if not rows.empty else ""
 
 
 def _without(label: str, params: dict) -> str:
@@ -301,8 +342,9 @@ def _curve(cells: pd.DataFrame, label: str) -> pd.DataFrame:
     return pd.DataFrame({"nmse": g["nmse"].mean(), "se": np.sqrt(g["var"].sum()) / g["seed"].nunique()})
 
 
-def _k_range(c: Claim, k_max: int) -> range:
-    return range(c.k_from, (c.k_to or k_max) + 1)
+def _k_range(c: Claim, k_max: int) -> list[int]:
+    ks = range(c.k_from, (c.k_to or k_max) + 1)
+    return [k for k in ks if c.exclude_k is None or not c.exclude_k[0] <= k <= c.exclude_k[1]]
 
 
 def _both(ok: pd.DataFrame, *labels):
@@ -316,7 +358,8 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
     measured = []
     for spec, cells in _both(ok, c.solver, c.reference):
         k_max = int(cells["k_max"].iloc[0])
-        paired = _paired_ratio(cells, c, store) if (c.k_from, c.k_to or k_max) == (1, k_max) else None
+        whole = (c.k_from, c.k_to or k_max) == (1, k_max) and c.exclude_k is None
+        paired = _paired_ratio(cells, c, store) if whole else None
         q = Z
         if paired is not None:
             value, se, q = paired
@@ -328,7 +371,8 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
             A, B = a["nmse"].mean(), b["nmse"].mean()
             value = A / B
             se = value * math.hypot(a["se"].mean() / A, b["se"].mean() / B)
-            detail = "per-k SEs, unpaired"
+            detail = "per-k SEs, unpaired" + (f", k in [{c.exclude_k[0]}, {c.exclude_k[1]}] left out"
+                                               if c.exclude_k else "")
         if not math.isfinite(value):
             continue
         measured.append(Measure(spec, value, value - q * se, value + q * se, detail, [(value, se, q)]))

@@ -350,6 +350,12 @@ def test_a_run_resumed_half_way_ends_with_the_weights_of_an_uninterrupted_one(tm
     longer, lhist = train_model(ds.train, cfg, dataclasses.replace(recipe, steps=60), "cpu", 0, progress=False,
                                 state=tmp_path / "run", resume=True)
     assert lhist.steps == 60 and lhist.resumed_at == [20, 40] and lhist.pairs == 9
+    # the cosine re-stretched over 60 steps would step above where the 40-step run ended; the
+    # resumed run never does (a larger budget must not undo the decay)
+    from mrbench.transformer.train import lr_at
+
+    assert lr_at(40, dataclasses.replace(recipe, steps=60), 60) > 1.5 * hist.lr_cap
+    assert lhist.lr_cap <= hist.lr_cap
 
 
 def test_fine_tuning_starts_from_the_given_weights():

@@ -45,7 +45,7 @@ class PromptFamily(Family):
         return draw(test_pool(spec, pool) if test else pool, spec.sigma, n, P, rng, x_scale, pi)
 
     def truth(self, spec, pool, test):
-        return Truth(pool=pool, pi=weights(spec), sigma=spec.sigma)
+        return Truth(pool=pool, pi=weights(spec), sigma=spec.sigma, extra={"test_pool": test_pool(spec, pool)})
 
     def sampler(self, spec, pool, device, gen):
         import torch
