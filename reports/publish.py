@@ -1,6 +1,7 @@
 """Rebuild the published reference reports: a complete run of each built-in suite on this machine
 with everything that runs here, its HTML report, its claims scorecard, and an index in
-reports/README.md (machine, date, git commit, wall time). Rerun it when solvers change:
+reports/README.md (machine, date, git commit, wall time). It refuses a dirty checkout: the
+commit it records must be the code that ran. Rerun it when solvers change:
 
     python reports/publish.py                      # quick, pathak2023, jin2024, subgroups
     python reports/publish.py --suites jin2024     # one of them (the index keeps the others' rows)
@@ -72,6 +73,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", default="quick,pathak2023,jin2024,subgroups")
     args = ap.parse_args(argv)
+    from mrbench.provenance import git_commit
+
+    commit = git_commit()
+    if commit.endswith("+dirty") or commit == "unknown":
+        # a published report is evidence of a commit: it must be one that exists as it ran
+        print(f"publish: the checkout is {'not a git commit' if commit == 'unknown' else 'dirty'} ({commit}); "
+              "commit first, then publish", file=sys.stderr)
+        return 2
     entries = json.loads(INDEX.read_text()) if INDEX.exists() else {}
     for suite in args.suites.split(","):
         print(f"publishing {suite} ...", flush=True)
