@@ -149,8 +149,20 @@ def parse_claims(where: str, raw: dict, sections: dict, registry: dict) -> list[
                       baseline=table.get("baseline"), unmeasurable=table.get("unmeasurable"),
                       exclude_k=_exclude(at, table.get("exclude_k")), note=table.get("note"))
         _check_metric_fields(at, claim)
+        if claim.where is not None:  # checked when the suite loads: a bad one never waits for a report
+            from .where import parse
+
+            parse(claim.where, spec_fields(), f"{at} where")
         out.append(claim)
     return out
+
+
+def spec_fields() -> list[str]:
+    """The names a claim's `where` may use: the common spec fields and every family's own."""
+    from .families import own_fields
+    from .specs import COMMON_FIELDS
+
+    return [*COMMON_FIELDS, *own_fields()]
 
 
 def _labeler(at: str, registry: dict):
@@ -264,7 +276,9 @@ def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
         return Verdict(c, NOT_MEASURED, detail=c.unmeasurable)
     part = results[results["section"].isin(c.sections)]
     if c.where and not part.empty:
-        part = part[part.eval(c.where, engine="python").astype(bool)]
+        from .where import evaluate
+
+        part = part[evaluate(c.where, part, spec_fields(), f"[claims.{c.name}] where").to_numpy()]
     ok = part[part["status"] == "ok"]
     needed = [c.solver] + ([c.reference] if c.reference else []) + list(c.candidates)
     for label in needed:

@@ -374,14 +374,8 @@ def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:
 
     from .families import own_fields
 
+    from .where import evaluate
+
     frame = pd.DataFrame([dict.fromkeys(own_fields()) | s.fields() for s in specs])
-    fields = ", ".join(frame.columns)
-    try:
-        # eval, not query: query takes a non-boolean result as row labels and selects wrong specs
-        keep = frame.eval(where, engine="python")
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise UserError(f"--where {where!r} is not a valid expression over the spec fields ({fields}): {exc}") from None
-    if not isinstance(keep, pd.Series) or keep.dtype != bool:
-        raise UserError(f"--where {where!r} must be a condition (true or false for each spec), "
-                        f"such as \"m == 5 and sigma > 0\"; spec fields: {fields}")
+    keep = evaluate(where, frame)  # parsed and walked: user text never reaches eval
     return [s for s, k in zip(specs, keep) if k]

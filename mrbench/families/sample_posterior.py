@@ -41,19 +41,24 @@ def posterior_mean(x: np.ndarray, y: np.ndarray, pi, sigma: float, tau2: float, 
     pairs 0..i-1 and x_i; y's last column is never read."""
     x, y, pi = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(pi, np.float64)
     runs = np.zeros((replicates, *y.shape))
+    # each prompt's random numbers come from the seed, the replicate and the prompt's own first
+    # x, so that its prediction does not depend on which prompts share the call
+    keys = np.frombuffer(np.ascontiguousarray(x[:, 0], dtype=np.float32).tobytes(), dtype=np.uint32)
+    keys = keys.reshape(len(x), -1).astype(np.uint64)
     for r in range(replicates):
-        rng = np.random.default_rng([seed, r])
         for lo in range(0, len(x), chunk):
+            draws = [np.random.default_rng([seed, r, *k]).random((y.shape[1], particles + 1)) for k in keys[lo:lo + chunk]]
             runs[r, lo:lo + chunk] = _filter(x[lo:lo + chunk], y[lo:lo + chunk], pi, sigma, tau2, symmetric,
-                                             particles, rng)
+                                             particles, np.stack(draws))
     se = runs.std(axis=0, ddof=1) / np.sqrt(replicates) if replicates > 1 else np.full(y.shape, np.nan)
     return runs.mean(axis=0), se
 
 
-def _filter(x, y, pi, sigma, tau2, symmetric, N, rng) -> np.ndarray:
+def _filter(x, y, pi, sigma, tau2, symmetric, N, uniforms) -> np.ndarray:
     """One filter of N particles over a chunk of prompts, in torch float64. Memory traffic
     over the covariances bounds it: each step reads them once (S x for every component) and
-    updates one component per particle in place."""
+    updates one component per particle in place. `uniforms` (n, P, N + 1): per prompt and
+    pair, one for each particle's label and one for the resampling offset."""
     import torch
 
     n, P, d = x.shape
@@ -69,7 +74,7 @@ def _filter(x, y, pi, sigma, tau2, symmetric, N, rng) -> np.ndarray:
     coef_w = np.zeros(J)  # sum_k pi_k s_k beta_{c_k} = sum_j coef_w[j] beta_j
     np.add.at(coef_w, comp, pi * sign)
     coef_w = torch.from_numpy(coef_w)
-    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    U = torch.from_numpy(uniforms)
     base = torch.arange(n * N) * J
     out = torch.zeros((n, P), dtype=f64)
     for i in range(P):
@@ -86,7 +91,8 @@ def _filter(x, y, pi, sigma, tau2, symmetric, N, rng) -> np.ndarray:
         loga = logpi - 0.5 * torch.log(2 * np.pi * var) - 0.5 * resid**2 / var
         logw += torch.logsumexp(loga, dim=2)
         # the label from its exact conditional, then that component's conjugate update
-        z = torch.multinomial(torch.softmax(loga, dim=2).view(-1, K), 1, generator=gen).view(-1)
+        cdf = torch.cumsum(torch.softmax(loga, dim=2), dim=2)
+        z = (U[:, i, :N, None] > cdf).sum(dim=2).clamp_(max=K - 1).view(-1)
         rows = torch.arange(n * N)
         v, e = var.view(-1, K)[rows, z], resid.view(-1, K)[rows, z] * sgn[z]
         at = base + comp_t[z]
@@ -99,7 +105,7 @@ def _filter(x, y, pi, sigma, tau2, symmetric, N, rng) -> np.ndarray:
         w = torch.softmax(logw, dim=1)
         low = torch.nonzero(1.0 / (w**2).sum(dim=1) < N / 2)[:, 0]
         if len(low):
-            u = (torch.rand((len(low), 1), generator=gen, dtype=f64) + torch.arange(N)) / N
+            u = (U[low, i, N:] + torch.arange(N)) / N
             pick = torch.searchsorted(torch.cumsum(w[low], dim=1), u).clamp_(max=N - 1)
             mean[low] = mean[low[:, None], pick]
             cov[low] = cov[low[:, None], pick]
