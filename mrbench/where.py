@@ -35,8 +35,9 @@ def parse(text: str, fields, what: str = "--where") -> ast.Expression:
 
 def _check(node, fields, what, text, operand=True):
     def refuse(part: str):
-        raise UserError(f"{what} {text!r}: {part} is not allowed; a condition compares spec fields with "
-                        f"constants using ==, !=, <, <=, >, >=, in, and, or, not (fields: {', '.join(sorted(fields))})")
+        raise UserError(f"{what} {text!r} must be a condition: {part} is not allowed; a condition compares "
+                        f"spec fields with constants using ==, !=, <, <=, >, >=, in, and, or, not, such as "
+                        f"\"m == 5 and sigma > 0\" (fields: {', '.join(sorted(fields))})")
 
     if isinstance(node, ast.BoolOp):
         for v in node.values:
@@ -87,6 +88,11 @@ def evaluate(text: str, frame: pd.DataFrame, fields=None, what: str = "--where")
     """One boolean per row of `frame`: the condition over its columns (`fields`: the names
     allowed, default every column)."""
     tree = parse(text, frame.columns if fields is None else fields, what)
+    for node in ast.walk(tree.body):  # a field on its own must be a true/false one ("symmetric")
+        bare = isinstance(node, ast.Name) and node.id in frame.columns and not _in_compare(tree.body, node)
+        if bare and not pd.api.types.is_bool_dtype(frame[node.id].dropna().infer_objects()):
+            raise UserError(f"{what} {text!r} must be a condition (true or false for each spec): '{node.id}' "
+                            "is not a true/false field; compare it, such as \"m == 5 and sigma > 0\"")
     out = _eval(tree.body, frame)
     if not isinstance(out, pd.Series):  # a condition on constants alone: the same for every row
         out = pd.Series(bool(out), index=frame.index)
@@ -121,6 +127,10 @@ def _eval(node, frame):
     if isinstance(node, ast.Name):
         return _CONSTANTS[node.id] if node.id in _CONSTANTS and node.id not in frame.columns else frame[node.id]
     return node.value  # ast.Constant
+
+
+def _in_compare(tree, name) -> bool:
+    return any(isinstance(n, ast.Compare) and any(c is name for c in ast.walk(n)) for n in ast.walk(tree))
 
 
 def _compare(op, left, right, frame) -> pd.Series:

@@ -206,7 +206,7 @@ def test_corrupt_file_is_reported_and_rerun(suite):
     (dict(solvers="em[n_init=abc]"), "n_init='abc': expected an integer"),
     (dict(solvers="em[n_init=0]"), "n_init=0: must be >= 1"), (dict(solvers="ridge[lam=-1]"), "lam > 0"),
     (dict(solvers="em[predictor='foo']"), "predictor='foo': must be one of posterior_mean, argmin"),
-    (dict(solvers="transformer[preset='huge']"), "preset='huge': valid presets are paper, small, cpu, tiny, or LAYERSxHEADSxWIDTH"),
+    (dict(solvers="transformer[preset='huge']"), "preset='huge': valid presets are paper, small, cpu, cpu-pairs, tiny, or LAYERSxHEADSxWIDTH"),
     (dict(solvers="transformer[cpu_budget='abc']"), "cpu_budget='abc': expected a number"),
     (dict(solvers="strict[a=-1]"), "solver 'strict': a must be >= 0"),
     (dict(executor="dask", scheduler="tcp://127.0.0.1:1", jobs=2), "-j sets local worker processes"),
