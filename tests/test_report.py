@@ -41,7 +41,7 @@ sections = ["fixed"]
 metric = "worst_ratio"
 solver = "em"
 reference = "posterior_mean"
-holds_if = "<= 0.5"
+holds_if = "<= 0.2"
 """
 
 EVIL = """
