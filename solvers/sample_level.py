@@ -82,13 +82,18 @@ class ICLEM(Solver):
     E y^2 = sum_k pi_k ||beta_k||^2 + sigma^2) or 'spectral' (informed: the same scale in the
     top-K eigenvectors of mean y^2 x x^T). The M-step is a ridge regression; ridge 'auto' is
     the MAP choice sigma^2 d / s^2 for a N(0, s^2/d I) prior, which keeps prefixes shorter than
-    d from fitting noise."""
+    d from fitting noise. EM has local optima: `restarts` more starts (other random rotations of
+    the init) and `warm` (also start from the previous prefix's answer, which one more pair
+    seldom moves far) each give a run, and the run of highest penalized likelihood is kept.
+    Defaults by measurement (d = 10, sigma = 1, snr = 10, n = 40, 300 prompts, excess MSE over
+    the known-beta bound at k = 40): one start 20.7, 10 restarts 9.0, 30 restarts 5.4, warm
+    5.6 (at about 4x the time of one start), the Bayes predictor 2.8; so warm, no restarts."""
 
     name = "icl_em"
     group = "data-driven"
     families = ("sample",)
 
-    def __init__(self, iterations=20, init="spectral", ridge="auto", restarts=1, warm=False):
+    def __init__(self, iterations=20, init="spectral", ridge="auto", restarts=1, warm=True):
         self.iterations, self.init, self.ridge, self.restarts, self.warm = iterations, init, ridge, restarts, warm
 
     def check_params(self):
@@ -191,7 +196,7 @@ class ICLGradientEM(ICLEM):
 
     name = "icl_gradient_em"
 
-    def __init__(self, iterations=20, init="spectral", steps=5, lr=1.0, ridge="auto", restarts=1, warm=False):
+    def __init__(self, iterations=20, init="spectral", steps=5, lr=1.0, ridge="auto", restarts=1, warm=True):
         self.iterations, self.init, self.steps, self.lr, self.ridge = iterations, init, steps, lr, ridge
         self.restarts, self.warm = restarts, warm
 
