@@ -232,7 +232,7 @@ def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | Non
             verdict = _evaluate(claim, part, store)
         except Exception as exc:  # one claim's fault must not take the report down: shown, not hidden
             verdict = Verdict(claim, NOT_MEASURED, detail=f"error while measuring: {type(exc).__name__}: {exc}")
-        model = _model_summary(part, claim.solver)
+        model = _model_summary(part, claim)
         notes = [n for n in (model, claim.note) if n]
         if notes:
             verdict.detail = "; ".join(notes + ([verdict.detail] if verdict.detail else []))
@@ -250,14 +250,19 @@ def variants(claim: Claim, results: pd.DataFrame) -> list[Claim]:
     return [claim] + [dataclasses.replace(claim, name=f"{claim.name}[{label}]", solver=label) for label in labels]
 
 
-def _model_summary(results: pd.DataFrame, label: str) -> str:
-    """The checkpoints behind a trained solver's cells ("cpu-pairs preset · 1.3M prompts · CPU
-    100 min"), as its results' info says."""
+def _model_summary(results: pd.DataFrame, claim: Claim) -> str:
+    """The checkpoints behind a trained solver's cells that the claim covers ("cpu-pairs preset ·
+    1.3M prompts · CPU 100 min"), as its results' info says."""
     if results.empty or "info" not in results:
         return ""
     from .leaderboard import _detail
 
-    rows = results[(results["label"] == label) & (results["status"] == "ok")].drop_duplicates("cell_key")
+    rows = results[(results["label"] == claim.solver) & (results["status"] == "ok")].drop_duplicates("cell_key")
+    rows = rows[rows["section"].isin(claim.sections)]
+    if claim.where and not rows.empty:
+        from .where import evaluate
+
+        rows = rows[evaluate(claim.where, rows, spec_fields(), f"[claims.{claim.name}] where").to_numpy()]
     return _detail(rows["info"]) if not rows.empty else ""
 
 
