@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", help="also write every figure as PNG and SVG into this directory")
     rep.add_argument("--reference", help="solver label for the distance probe (default: every trained solver)")
     rep.add_argument("--claims", action="store_true", help="also print the claims scorecard on the console")
+    rep.add_argument("--suite", action="append", default=[], metavar="FILE",
+                     help="a suite file whose claims to score (built-in suites are found by name; a path a "
+                          "results directory names is never loaded)")
 
     tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")
     tr.add_argument("--suite", default="quick")
@@ -99,7 +102,7 @@ def _cmd_report(args) -> int:
 
     if not Path(args.results).is_dir():
         raise UserError(f"{args.results}: no such results directory")
-    print(f"report: {write_report(args.results, args.output, args.figures, args.reference)}")
+    print(f"report: {write_report(args.results, args.output, args.figures, args.reference, args.suite)}")
     if args.claims:
         from .claims import scorecard_text
         from .leaderboard import current
@@ -107,7 +110,7 @@ def _cmd_report(args) -> int:
         from .store import Store, load_results
 
         root = Path(args.results)
-        verdicts = scorecard(current(load_results(root)), load_runs(root), Store(root))
+        verdicts = scorecard(current(load_results(root)), load_runs(root), Store(root), args.suite)
         print(scorecard_text(verdicts) if verdicts else "no claims: the suites of these results declare none")
     return 0
 

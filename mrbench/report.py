@@ -70,24 +70,34 @@ def probes(results: pd.DataFrame, store: Store, reference: str | None = None) ->
     return out
 
 
-def scorecard(results: pd.DataFrame, runs: list[dict], store: Store) -> list:
-    """The verdict of every claim of the suites in the results (found through the run records'
-    suite paths, else by built-in name)."""
+def scorecard(results: pd.DataFrame, runs: list[dict], store: Store, suites=()) -> list:
+    """The verdict of every claim of the suites in the results, from the suite files the user
+    names (`suites`: `mrbench report --suite FILE`, or the suite `mrbench run` just ran), else
+    the built-in suite of that name. A path that a results directory names (its run records'
+    suite_path) is never loaded: the directory may come from someone else. `runs` is kept for
+    the callers' signature."""
     from .claims import evaluate
     from .errors import UserError
-    from .specs import load_suite
+    from .specs import builtin_suites, load_suite
 
-    paths = {r.get("suite"): r.get("suite_path") for r in runs}
+    given = {}
+    for ref in suites:
+        loaded = load_suite(ref)  # the user's own file: a bad one is their error to see
+        given[loaded.name] = loaded
     verdicts = []
     for suite in dict.fromkeys(results["suite"].dropna()):
-        for ref in (paths.get(suite), suite):
-            try:
-                loaded = load_suite(ref) if ref else None
-            except UserError:
-                continue
-            if loaded is not None and loaded.name == suite:
-                verdicts += evaluate(loaded.claims, results, store, suite, loaded.section_params)
-                break
+        if suite in given:
+            loaded = given[suite]
+            verdicts += evaluate(loaded.claims, results, store, suite, loaded.section_params)
+            continue
+        if suite not in builtin_suites():  # a name only: never a path the results spell
+            continue
+        try:
+            loaded = load_suite(suite)
+        except UserError:
+            continue
+        if loaded.name == suite:
+            verdicts += evaluate(loaded.claims, results, store, suite, loaded.section_params)
     return verdicts
 
 
@@ -124,7 +134,7 @@ def _avg_ranks(results: pd.DataFrame, store: Store) -> dict:
             "left_out": left_out}
 
 
-def build(root: str | Path, reference: str | None = None) -> tuple[dict, list]:
+def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[dict, list]:
     """Everything the template shows, and the figures."""
     root = Path(root)
     stored = load_results(root)
@@ -159,7 +169,7 @@ def build(root: str | Path, reference: str | None = None) -> tuple[dict, list]:
         "sample": sample,
         "oracles": "; ".join(f"{f.oracle} for the {name} family" for name, f in families().items()),
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
-        "models": models(results), "scorecard": scorecard(stored_current, runs, store),
+        "models": models(results), "scorecard": scorecard(stored_current, runs, store, suites),
     }
     return context, figures + fixed_n + probe + shifts + sample
 
@@ -170,8 +180,8 @@ def _of_families(results: pd.DataFrame, panels: dict, panel: str) -> pd.DataFram
 
 
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
-                 reference: str | None = None) -> Path:
-    context, figures = build(root, reference)
+                 reference: str | None = None, suites=()) -> Path:
+    context, figures = build(root, reference, suites)
     for f in figures:
         f.png = _png(f.fig)
         if figures_dir is not None:

@@ -217,7 +217,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     finally:
         runner.close()
     bar.close()
-    return _summarize(out, cells, ran, progress, report, echo)
+    return _summarize(out, cells, ran, progress, report, echo, suite_obj)
 
 
 def _out_dir(out) -> Path:
@@ -251,7 +251,8 @@ def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, ech
     return frame
 
 
-def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, report: bool, echo) -> pd.DataFrame:
+def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, report: bool, echo,
+               suite_obj=None) -> pd.DataFrame:
     """The run's rows; the leaderboard on the console and the report, when something new ran."""
     results = load_results(out)
     results = results[results["cell_key"].isin({c.key for c in cells})].reset_index(drop=True)
@@ -262,7 +263,9 @@ def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, rep
         if any(status != SKIPPED for status in ran) or not existing.exists():  # else nothing new to show
             from .report import write_report
 
-            existing = write_report(out)
+            # the suite this run loaded (the user's own choice) scores its claims
+            own = [suite_obj.path] if suite_obj is not None and getattr(suite_obj, "path", None) else []
+            existing = write_report(out, suites=own)
         echo(f"report: {existing}")
     return results
 

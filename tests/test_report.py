@@ -111,7 +111,7 @@ def test_report_in_headless_chromium(results, tmp_path):
     if browser_path is None:
         pytest.skip("no Chromium on this machine (Debian package 'chromium'; .ci/run installs it)")
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    path = write_report(results, tmp_path / "report.html", reference="ols")
+    path = write_report(results, tmp_path / "report.html", reference="ols", suites=[results.parent / "s.toml"])
     errors, dialogs = [], []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=[
