@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list solvers and suites")
     ls.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
+    ls.add_argument("--checkpoints", action="store_true",
+                    help="list the transformer checkpoints instead: where, preset, training distribution, "
+                         "prompts, training time, held-out ratio")
     return p
 
 
@@ -177,7 +180,29 @@ def _cmd_check(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_list_checkpoints() -> int:
+    import json
+
+    from .transformer import checkpoints
+
+    print("checkpoint | where | preset | tokens | training distribution | prompts | training time | held-out ratio (worst k)")
+    for where, directory in (("cache", checkpoints.user_dir()), ("package", checkpoints.shipped_dir())):
+        for sidecar in checkpoints.sidecars(directory) if directory.is_dir() else []:
+            meta = json.loads(sidecar.read_text())
+            info = checkpoints.provenance(meta)
+            t = meta.get("training", {})
+            dist = ", ".join(f"{k}={t[k]}" for k in ("family", "m", "sigma", "d", "k_max", "n_train") if k in t)
+            final = meta.get("final", {})
+            held = (f"{final['mean_ratio']:.4f} ({final['worst_ratio']:.2f} at k = {final['worst_k']})"
+                    if "mean_ratio" in final else f"NMSE {final.get('mean_nmse', float('nan')):.4g} (sigma = 0)")
+            print(f"{sidecar.stem} | {where} | {meta.get('preset')} | {meta.get('config', {}).get('tokens', 'interleaved')} | "
+                  f"{dist} | {info['samples_total']:,} | {info['seconds_total']:.0f} s | {held}")
+    return 0
+
+
 def _cmd_list(args) -> int:
+    if args.checkpoints:
+        return _cmd_list_checkpoints()
     from .registry import load_registry
     from .specs import builtin_suites, load_suite
 

@@ -55,3 +55,14 @@ def test_shipped_checkpoint_reaches_its_target(suite, m, sigma, preset, target, 
         print(f"m = {m}, sigma = 0: mean NMSE {nmse.mean():.4g}, OLS {ols:.4g}, "
               f"argmin {mean_nmse(argmin(ds.test.x, y, ds.truth.pool)).mean():.3g}")
         assert nmse.mean() <= target * ols
+
+
+def test_list_checkpoints_shows_every_shipped_one(tmp_path, monkeypatch, capsys):
+    from mrbench.cli import main
+
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))
+    assert main(["list", "--checkpoints"]) == 0
+    out = capsys.readouterr().out
+    for sidecar in checkpoints.sidecars(checkpoints.shipped_dir()):
+        assert f"{sidecar.stem} | package |" in out
+    assert "cpu-pairs | pairs | family=prompt, m=10" in out and "1.0717" in out
