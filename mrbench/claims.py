@@ -257,13 +257,19 @@ def _model_summary(results: pd.DataFrame, claim: Claim) -> str:
         return ""
     from .leaderboard import _detail
 
-    rows = results[(results["label"] == claim.solver) & (results["status"] == "ok")].drop_duplicates("cell_key")
-    rows = rows[rows["section"].isin(claim.sections)]
-    if claim.where and not rows.empty:
+    part = _covered(claim, results)
+    rows = part[(part["label"] == claim.solver) & (part["status"] == "ok")].drop_duplicates("cell_key")
+    return _detail(rows["info"]) if not rows.empty else ""
+
+
+def _covered(c: Claim, results: pd.DataFrame) -> pd.DataFrame:
+    """The results a claim covers: its sections, and its `where`."""
+    part = results[results["section"].isin(c.sections)]
+    if c.where and not part.empty:
         from .where import evaluate
 
-        rows = rows[evaluate(claim.where, rows, spec_fields(), f"[claims.{claim.name}] where").to_numpy()]
-    return _detail(rows["info"]) if not rows.empty else ""
+        part = part[evaluate(c.where, part, spec_fields(), f"[claims.{c.name}] where").to_numpy()]
+    return part
 
 
 def _without(label: str, params: dict) -> str:
@@ -279,11 +285,7 @@ def _without(label: str, params: dict) -> str:
 def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
     if c.unmeasurable:
         return Verdict(c, NOT_MEASURED, detail=c.unmeasurable)
-    part = results[results["section"].isin(c.sections)]
-    if c.where and not part.empty:
-        from .where import evaluate
-
-        part = part[evaluate(c.where, part, spec_fields(), f"[claims.{c.name}] where").to_numpy()]
+    part = _covered(c, results)
     ok = part[part["status"] == "ok"]
     needed = [c.solver] + ([c.reference] if c.reference else []) + list(c.candidates)
     for label in needed:

@@ -109,11 +109,11 @@ def _cmd_report(args) -> int:
     if args.claims:
         from .claims import scorecard_text
         from .leaderboard import current
-        from .report import load_runs, scorecard
+        from .report import scorecard
         from .store import Store, load_results
 
         root = Path(args.results)
-        verdicts = scorecard(current(load_results(root)), load_runs(root), Store(root), args.suite)
+        verdicts = scorecard(current(load_results(root)), Store(root), args.suite)
         print(scorecard_text(verdicts) if verdicts else "no claims: the suites of these results declare none")
     return 0
 

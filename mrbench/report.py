@@ -70,12 +70,11 @@ def probes(results: pd.DataFrame, store: Store, reference: str | None = None) ->
     return out
 
 
-def scorecard(results: pd.DataFrame, runs: list[dict], store: Store, suites=()) -> list:
+def scorecard(results: pd.DataFrame, store: Store, suites=()) -> list:
     """The verdict of every claim of the suites in the results, from the suite files the user
     names (`suites`: `mrbench report --suite FILE`, or the suite `mrbench run` just ran), else
     the built-in suite of that name. A path that a results directory names (its run records'
-    suite_path) is never loaded: the directory may come from someone else. `runs` is kept for
-    the callers' signature."""
+    suite_path) is never loaded: the directory may come from someone else."""
     from .claims import evaluate
     from .errors import UserError
     from .specs import builtin_suites, load_suite
@@ -169,7 +168,7 @@ def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[di
         "sample": sample,
         "oracles": "; ".join(f"{f.oracle} for the {name} family" for name, f in families().items()),
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
-        "models": models(results), "scorecard": scorecard(stored_current, runs, store, suites),
+        "models": models(results), "scorecard": scorecard(stored_current, store, suites),
     }
     return context, figures + fixed_n + probe + shifts + sample
 

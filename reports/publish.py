@@ -32,7 +32,7 @@ def publish(suite: str) -> dict:
     from mrbench.claims import scorecard_text
     from mrbench.leaderboard import current
     from mrbench.provenance import git_commit
-    from mrbench.report import load_runs, scorecard, write_report
+    from mrbench.report import scorecard, write_report
     from mrbench.store import Store, load_results
 
     out = HERE / suite / "results"
@@ -44,7 +44,7 @@ def publish(suite: str) -> dict:
     frame = mrbench.run(suite=suite, out=out, device="cpu", progress=False, report=False)
     wall = time.perf_counter() - t0
     html = write_report(out, HERE / f"{suite}.html")
-    verdicts = scorecard(current(load_results(out)), load_runs(out), Store(out))
+    verdicts = scorecard(current(load_results(out)), Store(out))
     (HERE / f"{suite}-claims.txt").write_text(scorecard_text(verdicts) + "\n" if verdicts else "no claims\n")
     shutil.rmtree(out / "_predictions", ignore_errors=True)
     cells = frame.drop_duplicates("cell_key")["status"].value_counts().to_dict()

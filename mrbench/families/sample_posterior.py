@@ -34,6 +34,13 @@ def layout(K: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(K), np.ones(K)
 
 
+def coefficient_weights(pi: np.ndarray, comp: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """w with sum_k pi_k s_k beta_{c_k} = sum_j w_j beta_j: the prediction's coefficient."""
+    out = np.zeros(comp.max() + 1)
+    np.add.at(out, comp, pi * sign)
+    return out
+
+
 def posterior_mean(x: np.ndarray, y: np.ndarray, pi, sigma: float, tau2: float, symmetric: bool = False,
                    particles: int = PARTICLES, replicates: int = REPLICATES, seed: int = 0,
                    chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
@@ -71,9 +78,7 @@ def _filter(x, y, pi, sigma, tau2, symmetric, N, uniforms) -> np.ndarray:
     cov = (tau2 * torch.eye(d, dtype=f64)).expand(n, N, J, d, d).contiguous()
     flat_mean, flat_cov = mean.view(-1, d), cov.view(-1, d, d)
     logw = torch.zeros((n, N), dtype=f64)
-    coef_w = np.zeros(J)  # sum_k pi_k s_k beta_{c_k} = sum_j coef_w[j] beta_j
-    np.add.at(coef_w, comp, pi * sign)
-    coef_w = torch.from_numpy(coef_w)
+    coef_w = torch.from_numpy(coefficient_weights(pi, comp, sign))
     U = torch.from_numpy(uniforms)
     base = torch.arange(n * N) * J
     out = torch.zeros((n, P), dtype=f64)
@@ -121,8 +126,7 @@ def enumerate_posterior_mean(x: np.ndarray, y: np.ndarray, pi, sigma: float, tau
     x, y, pi = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(pi, np.float64)
     comp, sign = layout(len(pi), symmetric)
     J = comp.max() + 1
-    coef_w = np.zeros(J)
-    np.add.at(coef_w, comp, pi * sign)
+    coef_w = coefficient_weights(pi, comp, sign)
     n, P, d = x.shape
     out = np.zeros((n, P))
     for a in range(n):
