@@ -94,7 +94,7 @@ def _cmd_run(args) -> int:
     if args.dry_run:
         return 0
     print(f"results: {args.out}")
-    return 1 if any_failed(results) else 0
+    return 1 if any_failed(results) or results.attrs.get("missing") else 0
 
 
 def _cmd_report(args) -> int:

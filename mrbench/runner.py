@@ -233,7 +233,7 @@ def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predicti
     section whose figure needs them, like fig4's probe)."""
     if sweep and store.root.is_dir():
         store.sweep()
-    statuses = store.statuses()
+    statuses = store.statuses(set_aside=sweep)  # a dry run moves nothing
 
     def keep(cell):
         return save_predictions or cell.spec.section in suite_obj.save_predictions
@@ -255,9 +255,16 @@ def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, rep
                suite_obj=None) -> pd.DataFrame:
     """The run's rows; the leaderboard on the console and the report, when something new ran."""
     results = load_results(out)
-    results = results[results["cell_key"].isin({c.key for c in cells})].reset_index(drop=True)
+    planned = {c.key: c for c in cells}
+    results = results[results["cell_key"].isin(planned)].reset_index(drop=True)
+    stored = set(results["cell_key"])  # a row of any status: failures and skips say why
+    missing = [planned[k] for k in planned if k not in stored]
+    results.attrs["missing"] = [c.key for c in missing]
     if progress:
         echo(leaderboard_text(results, Store(out)))
+    echo(f"{len(stored)} of {len(planned)} planned cells stored in {out}" + (
+        f"; missing: {', '.join(f'{c.spec.name} {c.solver.label()} (seed {c.spec.seed})' for c in missing[:5])}"
+        f"{' ...' if len(missing) > 5 else ''}" if missing else ""))
     if report:
         existing = out / REPORT_NAME
         if any(status != SKIPPED for status in ran) or not existing.exists():  # else nothing new to show

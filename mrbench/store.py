@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from .statuses import OK
 
 _SPEC = [
     ("suite", pa.string()), ("section", pa.string()), ("spec", pa.string()), ("family", pa.string()),
@@ -47,9 +50,53 @@ RENAMED = {"solver_family": "solver_group"}  # columns of results written by old
 
 def schema() -> pa.Schema:
     """The columns of a cell's rows: the registered data families' fields among the spec's."""
+    return pa.schema(_SPEC + _family_columns() + _RESULT)
+
+
+def _family_columns() -> list[tuple[str, pa.DataType]]:
     from .families import own_fields
 
-    return pa.schema(_SPEC + [(k, _TYPES[type(v)]) for k, v in own_fields().items()] + _RESULT)
+    return [(k, _TYPES[type(v)]) for k, v in own_fields().items()]
+
+
+REJECTED = "_rejected"  # where cell files that fail verification are set aside (never deleted)
+
+
+def verified(path: Path, s: pa.Schema | None = None) -> tuple[pa.Table | None, str | None]:
+    """A cell file's table in today's columns, or None and why it does not count as stored.
+
+    It counts only if it reads whole with its page checksums verified, has the cell schema's
+    columns and types (a data family's columns may postdate it), and holds its rows: one per k
+    = 0..k_max for a finished curve, else one row; every row keyed by the file's name."""
+    s = s or schema()
+    try:
+        table = pq.ParquetFile(path, page_checksum_verification=True).read()
+    except Exception as exc:  # damaged: the reader names the first thing it could not read
+        return None, f"unreadable ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+    have = dict(zip([RENAMED.get(c, c) for c in table.column_names], table.schema.types))
+    optional = {name for name, _ in _family_columns()}
+    missing = [f.name for f in s if f.name not in have and f.name not in optional]
+    if missing:
+        return None, f"not a cell file: no column {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+    wrong = [f"{f.name} ({have[f.name]}, not {f.type})" for f in s
+             if f.name in have and have[f.name] != f.type and have[f.name] != pa.null()]
+    if wrong:
+        return None, f"not a cell file: column {', '.join(wrong[:3])}"
+    if len(table) == 0:
+        return None, "no rows"
+    keys = pc.unique(table["cell_key"]).to_pylist()
+    if keys != [path.stem]:
+        return None, f"its rows are keyed {', '.join(map(str, keys[:3]))}, not {path.stem} (a copy of another cell?)"
+    statuses = pc.unique(table["status"]).to_pylist()
+    if len(statuses) != 1 or statuses[0] is None:
+        return None, f"its rows disagree on the status ({statuses})"
+    k = table["k"].to_pylist()
+    curve = k != [None]
+    if statuses[0] == OK and not curve:
+        return None, "a finished cell without its curve"
+    if curve and (k != list(range(len(table))) or pc.unique(table["k_max"]).to_pylist() != [len(table) - 1]):
+        return None, f"its {len(table)} rows are not one per k = 0..k_max"
+    return _conformed(table, s), None
 
 
 REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
@@ -59,7 +106,10 @@ def _conformed(table: pa.Table, s: pa.Schema) -> pa.Table:
     """A stored table in today's columns: renamed ones under their new names, columns it
     predates (a data family added since) null."""
     table = table.rename_columns([RENAMED.get(c, c) for c in table.column_names])
-    return pa.table({f.name: table[f.name].cast(f.type) if f.name in table.column_names
+    if table.schema.equals(s):
+        return table
+    columns = dict(zip(table.column_names, table.columns))
+    return pa.table({f.name: columns[f.name].cast(f.type) if f.name in columns
                      else pa.nulls(len(table), f.type) for f in s}, schema=s)
 
 
@@ -82,21 +132,38 @@ class Store:
                 atomic_write(path, lambda f, a=array: np.save(f, a))
         s = schema()
         table = pa.Table.from_pandas(rows[s.names], schema=s, preserve_index=False)
-        return atomic_write(self.path(key), lambda f: pq.write_table(table, f))
+        # page checksums: a flipped bit in the data is an unreadable file, never a changed number
+        return atomic_write(self.path(key), lambda f: pq.write_table(table, f, write_page_checksum=True))
 
-    def statuses(self) -> dict[str, str]:
-        """Cell key -> status of every readable cell file; unreadable files are reported and
-        left out, so their cells run again (and replace them)."""
-        out = {}
+    def statuses(self, set_aside: bool = True) -> dict[str, str]:
+        """Cell key -> status of every cell file that passes `verified`. Any other file is
+        reported by name and, with `set_aside`, moved into DIR/_rejected/, so its cell runs
+        again and nothing is deleted."""
+        out, s = {}, schema()
         if not self.root.is_dir():
             return out
-        for f in self.root.glob("*.parquet"):
-            try:
-                status = pq.read_table(f, columns=["status"]).column(0)
-                out[f.stem] = status[0].as_py() if len(status) else "corrupt"
-            except Exception as exc:  # a damaged file: report it, never read it silently
-                warnings.warn(f"unreadable result file {f.name} ({exc.__class__.__name__}); its cell will run again", stacklevel=2)
+        for f in sorted(self.root.glob("*.parquet")):
+            table, why = verified(f, s)
+            if table is not None:
+                out[f.stem] = table["status"][0].as_py()
+                continue
+            moved = self._set_aside(f) if set_aside else None
+            where = f"; moved to {moved}" if moved else ""
+            warnings.warn(f"result file {f.name} does not count as stored: {why}{where}; its cell will run again",
+                          stacklevel=2)
         return out
+
+    def _set_aside(self, f: Path) -> Path | None:
+        target = self.root / REJECTED / f.name
+        n = 1
+        while target.exists():
+            target, n = self.root / REJECTED / f"{f.stem}.{n}{f.suffix}", n + 1
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(f, target)
+        except OSError:  # a read-only directory: the file stays, and its cell still reruns
+            return None
+        return target
 
     def sweep(self, min_age: float = 600.0) -> int:
         """Remove temporary files left by writers of this host that died mid-write (killed by
@@ -167,10 +234,11 @@ def load_results(root: str | Path) -> pd.DataFrame:
     files = sorted(root.glob("*.parquet")) if root.is_dir() else []
     tables, s = [], schema()
     for f in files:
-        try:
-            tables.append(_conformed(pq.read_table(f), s))
-        except Exception as exc:
-            warnings.warn(f"skipping unreadable result file {f} ({exc.__class__.__name__})", stacklevel=2)
+        table, why = verified(f, s)
+        if table is None:  # its rows (keyed elsewhere, damaged, ...) are dropped, and said so
+            warnings.warn(f"left out result file {f}: {why}", stacklevel=2)
+        else:
+            tables.append(table)
     if not tables:
         return pd.DataFrame({c: pd.Series(dtype=t.to_pandas_dtype()) for c, t in zip(s.names, s.types)})
     frame = pa.concat_tables(tables).to_pandas()
