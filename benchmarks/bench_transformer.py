@@ -167,7 +167,7 @@ def compare(paths: list[str], n: int = 4000, seed: int = 4243):
     from mrbench.predictors import oracle_predictions
     from mrbench.specs import make_spec
 
-    loaded = [checkpoints.load(Path(p)) for p in paths]
+    loaded = [checkpoints.load(Path(p), by_key=False) for p in paths]  # study runs, named by the user
     # older sidecars also list other families' fields at their defaults: compare the specs
     specs = [make_spec({k: v for k, v in meta["training"].items() if v is not None}) for _, meta in loaded]
     if specs[0].canonical() != specs[1].canonical():

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://host:8786")
     r.add_argument("--timeout", help="hard limit per cell, e.g. 90s, 10m: an overrunning cell is killed")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    r.add_argument("--yes", action="store_true", help="run a grid of over 100,000 cells (refused without it)")
+    r.add_argument("--memory-limit", metavar="SIZE",
+                   help="refuse specs whose cells need more memory than this, e.g. 8G (default: the machine's memory)")
 
     rep = sub.add_parser("report", help="write the HTML report of a results directory")
     rep.add_argument("results", help="results directory")
@@ -65,10 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=int, help="steps between evaluations")
     tr.add_argument("--eval-seconds", type=float, help="training seconds between evaluations")
     tr.add_argument("--resume", action="store_true",
-                    help="continue from the saved training state (a larger budget extends the run)")
+                    help="continue from the saved training state (a larger budget extends the run); "
+                         "exits 2 if there is none")
+    tr.add_argument("--resume-or-start", action="store_true",
+                    help="as --resume, but start afresh where no training state is saved")
+    tr.add_argument("--state-every", type=float, default=120.0, metavar="SECONDS",
+                    help="save the training state this often (also at the first evaluation, at the end, "
+                         "and on Ctrl-C or SIGTERM; default 120)")
     tr.add_argument("--state-dir", help="where the training state is kept (default: the --out-dir)")
     tr.add_argument("--init-from", metavar="CHECKPOINT",
                     help="start from this checkpoint's weights (name or .safetensors path), e.g. to fine-tune")
+    tr.add_argument("--force", action="store_true",
+                    help="write even under a shipped checkpoint's name (it would shadow or replace the shipped model)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--out-dir", help="where to write (default: the user cache, $MRBENCH_CACHE or ~/.cache/mrbench)")
 
@@ -90,7 +101,7 @@ def _cmd_run(args) -> int:
                   device=args.device, dry_run=args.dry_run, force=args.force, plugins=args.plugin,
                   save_predictions=args.save_predictions, progress=not args.quiet, jobs=args.jobs,
                   executor=args.executor, scheduler=args.scheduler, timeout=args.timeout,
-                  report=not args.no_report)
+                  report=not args.no_report, yes=args.yes, memory_limit=args.memory_limit)
     if args.dry_run:
         return 0
     print(f"results: {args.out}")
@@ -138,14 +149,16 @@ def _cmd_train(args) -> int:
                  eval_seconds=args.eval_seconds, compile=False if args.no_compile else None)
     recipe = make_recipe(args.recipe, **given)
     if (recipe.steps < 1 or recipe.batch_size < 1 or args.seeds < 1 or recipe.lr <= 0 or recipe.warmup < 0
-            or (recipe.seconds is not None and recipe.seconds <= 0)):
-        raise UserError("--steps, --batch-size and --seeds must be >= 1, --lr and --seconds > 0, --warmup >= 0")
+            or (recipe.seconds is not None and recipe.seconds <= 0) or not args.state_every > 0):
+        raise UserError("--steps, --batch-size and --seeds must be >= 1, --lr, --seconds and --state-every > 0, "
+                        "--warmup >= 0")
     # a polite kill saves the training state as Ctrl-C does
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     train_suite(args.suite, args.where, args.preset, recipe, resolve_device(args.device),
                 Path(args.out_dir) if args.out_dir else None, args.dropout, args.seeds,
-                state_dir=Path(args.state_dir) if args.state_dir else None, resume=args.resume,
-                init_from=args.init_from)
+                state_dir=Path(args.state_dir) if args.state_dir else None,
+                resume=args.resume or args.resume_or_start, init_from=args.init_from, force=args.force,
+                start_if_missing=args.resume_or_start, state_every=args.state_every)
     return 0
 
 

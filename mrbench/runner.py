@@ -32,8 +32,9 @@ from .executors import CellJob, Task, make_executor
 from .leaderboard import leaderboard_text
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, _source, canonical_params
+from .data import memory_estimate
 from .specs import Spec, filter_specs, load_suite, train_spec
-from .store import REPORT_NAME, Store, atomic_write, load_results
+from .store import REPORT_NAME, Store, WriteError, atomic_write, check_writable, load_results
 
 
 @dataclass
@@ -46,6 +47,9 @@ class Cell:
         payload = {"spec": dataclasses.asdict(self.spec), "solver": self.solver.name,
                    "params": json.loads(canonical_params(self.solver.get_params())),
                    "code": self.solver.code_version(), "cell_code": _cell_code()}
+        artifact = self.solver.artifact(self.spec)
+        if artifact is not None:  # absent otherwise: every other cell keeps its key
+            payload["artifact"] = artifact
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     @property
@@ -104,12 +108,38 @@ def parse_duration(text) -> float | None:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[list[Cell], object]:
+CELL_LIMIT = 100_000  # a grid larger than this runs only with --yes (mrbench run --yes)
+
+
+def parse_memory(text=None) -> int:
+    """--memory-limit ('8G', '512M', bytes), else the machine's physical memory."""
+    if text is None:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return 2**62
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"--memory-limit {text!r}: expected a size such as 8G or 512M")
+    return int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2).upper() or " "))
+
+
+def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=(), yes=False,
+         memory=None) -> tuple[list[Cell], object]:
+    """The cells of a run. A grid of over CELL_LIMIT cells needs `yes`; a spec whose estimated
+    memory exceeds `memory` bytes (default: the machine's) is an error naming it."""
     registry = load_registry(plugins)  # first: plugin files may define the data family a suite uses
-    suite_obj = load_suite(suite)
+    suite_obj = load_suite(suite, max_specs=None if yes else CELL_LIMIT)
     specs = filter_specs(suite_obj.specs, where)
     if not specs:
         raise UserError(f"--where {where!r} selects no spec of suite '{suite_obj.name}'")
+    limit = parse_memory() if memory is None else memory
+    for spec in specs:
+        need = memory_estimate(spec)
+        if need > limit:
+            raise UserError(f"spec {spec.name or spec.canonical()}: a cell needs about {need / 2**30:.1f} GiB "
+                            f"(n_test={spec.n_test}, n_train={spec.n_train}, k_max={spec.k_max}, d={spec.d}), "
+                            f"more than the {limit / 2**30:.1f} GiB limit (the machine's memory, or --memory-limit)")
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise UserError(f"--seeds {seeds!r}: must be an integer >= 1")
     chosen = {}  # request -> solvers, shared by the specs that ask for the same ones
@@ -126,6 +156,9 @@ def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=()) -> tuple[
         named, every = chosen[request]
         cells += [Cell(spec.with_seed(spec.seed + r), solver) for r in range(seeds)
                   for solver in named + [s for s in every if s.applies_to(spec.family)]]
+        if len(cells) > CELL_LIMIT and not yes:
+            raise UserError(f"this run has over {CELL_LIMIT:,} cells ({len(specs):,} specs x solvers x {seeds} seed(s)): "
+                            f"pass --yes to run it")
     return cells, suite_obj
 
 
@@ -177,7 +210,8 @@ def _write_record(record: dict) -> None:
 def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: str | Path = "results",
         where: str | None = None, device: str = "auto", dry_run: bool = False, force: bool = False,
         plugins=(), save_predictions: bool = False, progress: bool = True, jobs: int = 1,
-        executor: str = "serial", scheduler=None, timeout=None, report: bool = True, echo=print) -> pd.DataFrame:
+        executor: str = "serial", scheduler=None, timeout=None, report: bool = True, echo=print,
+        yes: bool = False, memory_limit: str | int | None = None) -> pd.DataFrame:
     """Run a suite and return the rows of its cells (stored before or now) as a DataFrame:
     plan the cells, execute those not stored, record the run, summarize.
 
@@ -190,11 +224,15 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     runner = make_executor(executor, jobs, timeout, device, scheduler, dry_run=dry_run)
     try:
         plugins = tuple(str(Path(p).resolve()) for p in plugins)
-        cells, suite_obj = plan(suite, solvers, seeds, where, plugins)
+        memory = None if memory_limit is None else parse_memory(memory_limit)
+        cells, suite_obj = plan(suite, solvers, seeds, where, plugins, yes, memory)
         out = _out_dir(out)
         statuses, todo, keep = _todo(cells, suite_obj, Store(out), force, save_predictions, sweep=not dry_run)
         if dry_run:
             return _dry_run(cells, statuses, todo, out, echo)
+        if not todo:  # nothing to store: a read-only directory of complete results still reports
+            return _summarize(out, cells, [], progress, report, echo, suite_obj)
+        check_writable(out)
         context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
                    "created_at": datetime.now(timezone.utc)}
         record = _record_run(out, suite_obj, cells, context,
@@ -243,10 +281,15 @@ def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predicti
     return statuses, todo, keep
 
 
+DRY_RUN_ROWS = 1000  # a longer plan prints its first rows and the counts
+
+
 def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, echo) -> pd.DataFrame:
     frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
                            "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
-    echo(frame.to_string(index=False))
+    echo(frame.head(DRY_RUN_ROWS).to_string(index=False))
+    if len(frame) > DRY_RUN_ROWS:
+        echo(f"... and {len(frame) - DRY_RUN_ROWS:,} more cells")
     echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
     return frame
 
@@ -272,7 +315,11 @@ def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, rep
 
             # the suite this run loaded (the user's own choice) scores its claims
             own = [suite_obj.path] if suite_obj is not None and getattr(suite_obj, "path", None) else []
-            existing = write_report(out, suites=own)
+            try:
+                existing = write_report(out, suites=own)
+            except WriteError as exc:  # the results stand; only the page is missing
+                echo(f"report not written: {exc}")
+                return results
         echo(f"report: {existing}")
     return results
 

@@ -81,6 +81,12 @@ class Solver:
             if kind is not None and not (isinstance(value, kind[0]) and not isinstance(value, kind[1])):
                 raise ValueError(f"{name}={value!r}: expected {kind[2]}")
 
+    def artifact(self, spec) -> str | None:
+        """A digest of what, beside its code and parameters, decides this solver's results on
+        `spec` (a trained model's weights), or None. It enters the cell key: a replaced
+        artifact reruns exactly its cells."""
+        return None
+
     def skip_reason(self, spec, device: str) -> str | None:
         """Why this solver cannot run on `spec` here (no GPU, missing dependency, budget), or
         None. Raising SkipSolver in fit works too. Skipped cells are retried by later runs."""

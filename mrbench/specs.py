@@ -283,8 +283,9 @@ def _spec_name(section: str, row: dict[str, Any], varying: list[str]) -> str:
     return f"{section}/" + ",".join(parts) if parts else section
 
 
-def load_suite(ref: str | Path) -> Suite:
-    """Load a suite by built-in name, NAME:SECTION, or path to a TOML file."""
+def load_suite(ref: str | Path, max_specs: int | None = None) -> Suite:
+    """Load a suite by built-in name, NAME:SECTION, or path to a TOML file. With `max_specs`,
+    a suite whose grids hold more specs is refused before they are expanded."""
     ref = str(ref)
     section_filter = None
     builtins = builtin_suites()
@@ -303,10 +304,18 @@ def load_suite(ref: str | Path) -> Suite:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
-    return _parse_suite(raw, path, section_filter)
+    return _parse_suite(raw, path, section_filter, max_specs)
 
 
-def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) -> Suite:
+def _grid_size(table: dict) -> int:
+    """Specs a section expands to (its grid's product times its zip's length), counted without expanding."""
+    grid, zipped = table.get("grid", {}), table.get("zip", {})
+    size = math.prod(len(v) for v in grid.values() if isinstance(v, list)) if isinstance(grid, dict) else 1
+    lengths = [len(v) for v in zipped.values() if isinstance(v, list)] if isinstance(zipped, dict) else []
+    return size * (max(lengths) if lengths else 1)
+
+
+def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None, max_specs: int | None = None) -> Suite:
     where = str(path)
     unknown = set(raw) - {"suite", "defaults", "sections", "claims"}
     if unknown:
@@ -328,6 +337,11 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None) ->
         raise UserError(f"{where}: no [sections.NAME] table; a suite needs at least one section")
     if section_filter is not None and section_filter not in sections:
         raise UserError(f"{where}: unknown section '{section_filter}'; sections: {', '.join(sections)}")
+    if max_specs is not None:
+        size = sum(_grid_size(t) for n, t in sections.items() if isinstance(t, dict) and section_filter in (None, n))
+        if size > max_specs:
+            raise UserError(f"{where}: its grids expand to {size:,} specs, over the limit of {max_specs:,}: "
+                            f"pass --yes to expand and run them")
     specs, seen, descriptions, section_solvers, predictions, params = [], set(), {}, {}, set(), {}
     for sec_name, table in sections.items():
         if section_filter is not None and sec_name != section_filter:

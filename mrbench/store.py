@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .errors import UserError
 from .statuses import OK
 
 _SPEC = [
@@ -208,14 +209,33 @@ class Store:
 _HOST = socket.gethostname().replace(".", "_")
 
 
+class WriteError(UserError):
+    """A file could not be written (read-only or full disk): one line with the path and the reason."""
+
+
 def atomic_write(path: Path, write) -> Path:
     tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")  # whose it is, for sweep()
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # nothing half-written stays behind
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def check_writable(root: Path) -> None:
+    """Fail now, in one line, if cells cannot be stored under `root` (rather than after the first one ran)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test.{_HOST}.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise WriteError(f"--out {root}: cannot store results there: {exc.strerror or exc}") from None
 
 
 def _alive(pid: int) -> bool:

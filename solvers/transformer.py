@@ -4,6 +4,8 @@ decoder that reads the prompt and predicts every prefix in one forward pass.
 fit() loads the checkpoint of the spec's training distribution (user cache, then shipped with
 the package) or trains one: on a GPU, or on the CPU when the recipe's estimated training time
 fits `cpu_budget` seconds. Otherwise the cell is skipped with a message naming `mrbench train`.
+A checkpoint that is not what its name says (see `checkpoints.load`) fails its cells, naming
+the file and the mismatch; its weights' hash is in the cell key, so replacing it reruns them.
 A checkpoint is found by training distribution, preset and dropout; the training parameters
 (recipe and its overrides) apply only when it trains, and `info` records how it was trained.
 """
@@ -47,6 +49,10 @@ class Transformer(Solver):
     def training_recipe(self, device: str):
         name = self.recipe if self.recipe != "auto" else ("default" if device.startswith("cuda") else "cpu")
         return make_recipe(name, steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr)
+
+    def artifact(self, spec):
+        path = checkpoints.find(checkpoints.key(spec, self.preset, self.dropout))
+        return None if path is None else checkpoints.digest(path)
 
     def skip_reason(self, spec, device):
         if device.startswith("cuda") or checkpoints.find(checkpoints.key(spec, self.preset, self.dropout)):

@@ -11,6 +11,7 @@ import torch
 
 import mrbench
 from mrbench.checks import tiny_dataset
+from mrbench.specs import train_spec
 from mrbench.transformer import checkpoints
 from mrbench.transformer.model import PRESETS, Config, InContextRegressor
 from mrbench.transformer.train import Recipe, Sampler, predict, train_model
@@ -83,7 +84,8 @@ def test_checkpoint_roundtrip_lookup_and_sidecar(tmp_path, monkeypatch):
     model, hist = _train(ds, steps=20)
     name = checkpoints.key(ds.spec, "tiny", 0.0)
     assert checkpoints.find(name) is None
-    path = checkpoints.save(model, {"steps": hist.steps}, checkpoints.user_dir(), name)
+    meta = {"steps": hist.steps, "training": train_spec(ds.spec).fields(), "preset": "tiny"}
+    path = checkpoints.save(model, meta, checkpoints.user_dir(), name)
     assert checkpoints.find(name) == path
     loaded, meta = checkpoints.load(path)
     assert meta["steps"] == 20 and meta["config"]["n_layer"] == 2

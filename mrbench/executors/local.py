@@ -14,6 +14,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Callable
 
+from ..errors import UserError
 from ..registry import load_registry
 from ..specs import train_spec
 from ..statuses import FAILED, TIMEOUT
@@ -71,11 +72,13 @@ class Slot:
             self.stopping = True
             proc = self.proc
         if proc is not None and proc.poll() is None:
-            proc.kill()
+            kill_tree(proc.pid)
             proc.wait()
 
     def _kill(self):
-        self.proc.send_signal(signal.SIGKILL)
+        """The worker and every process it started, also those that left its process group
+        or session (setsid): the worker is their subreaper, so orphans stay its descendants."""
+        kill_tree(self.proc.pid)
         self.proc.wait()
         self.conn.close()
         self.proc = None
@@ -107,6 +110,8 @@ class Slot:
                         done.add(msg[1])
                         on_done(msg[1], msg[2])
                         current = None
+                    elif msg[0] == "error":  # the store cannot be written: the run stops, in one line
+                        raise UserError(msg[1])
                     else:  # "task"
                         return
                 elif current is not None and timeout is not None and time.monotonic() - started >= timeout:
@@ -134,7 +139,59 @@ class Slot:
         on_done(current, FAILED)
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (found through /proc; elsewhere, the process)."""
+    for _ in range(3):  # a descendant may fork while we walk: walk again
+        victims = _descendants(pid)
+        for p in victims:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not victims:
+            break
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdecimal()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":  # a zombie is gone already
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _become_subreaper() -> None:
+    """Linux: orphans of this process's descendants are reparented to it, not to init, so a
+    timeout kill finds them (prctl PR_SET_CHILD_SUBREAPER)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _worker_main(fd: int) -> None:
+    _become_subreaper()
     conn = Connection(fd)
     load_registry()  # import the solvers, and torch, before the first task arrives
     import torch  # noqa: F401
@@ -143,8 +200,12 @@ def _worker_main(fd: int) -> None:
             task = conn.recv()
             if task is None:
                 return
-            execute(task, on_start=lambda key: conn.send(("start", key)),
-                    on_done=lambda key, status: conn.send(("done", key, status)))
+            try:
+                execute(task, on_start=lambda key: conn.send(("start", key)),
+                        on_done=lambda key, status: conn.send(("done", key, status)))
+            except UserError as exc:  # a write error: the parent says it, once
+                conn.send(("error", str(exc)))
+                continue
             conn.send(("task",))
     except (EOFError, OSError):  # the parent is gone (killed): nobody to report to
         return

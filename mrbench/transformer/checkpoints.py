@@ -5,18 +5,28 @@ the seed (a model trained with seed s for each replicate of `--seeds N`, so inte
 cover training runs; a stream at seed 0 is keyed without it, as the first shipped ones were),
 the preset and the dropout. Lookup: the user cache ($MRBENCH_CACHE, else ~/.cache/mrbench), then
 the checkpoints shipped inside the package.
+
+A file's name is not trusted: `load` checks that the sidecar's training distribution, preset
+and dropout give the file's key, that its model config is the preset's for that distribution
+and fits the tensors, and that the weights have the SHA-256 the sidecar records.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 from importlib import resources
 from pathlib import Path
 
+from ..errors import UserError
 from ..families import own_fields
-from ..specs import Spec, train_spec
+from ..specs import Spec, make_spec, train_spec
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is not what its name says: the message names the file and the mismatch."""
 
 
 # The spec fields keyed when the first checkpoints were shipped, each with the value it takes
@@ -55,6 +65,36 @@ def find(name: str) -> Path | None:
     return None
 
 
+def shipped(name: str) -> bool:
+    return (shipped_dir() / f"{name}.safetensors").exists()
+
+
+def refuse_shipped(names, out_dir: Path) -> None:
+    """`mrbench train` writes no shipped checkpoint's name unless forced: in the user cache
+    the new file would shadow the shipped model in every later run, in the package replace it."""
+    taken = [n for n in names if shipped(n)]
+    if taken:
+        effect = "replace" if Path(out_dir).resolve() == shipped_dir().resolve() else "shadow"
+        raise UserError(f"{', '.join(taken)} {'is a shipped checkpoint' if len(taken) == 1 else 'are shipped checkpoints'}: "
+                        f"writing {'it' if len(taken) == 1 else 'them'} to {out_dir} would {effect} the shipped model "
+                        f"in every later run; pass --force to do so")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return sha256(Path(path))
+
+
+def digest(path: Path) -> str:
+    """The weights' SHA-256, computed once per file version (the runner keys every cell with it)."""
+    st = Path(path).stat()
+    return _digest(str(path), st.st_mtime_ns, st.st_size)
+
+
 def save(model, meta: dict, directory: Path, name: str) -> Path:
     from safetensors.torch import save
 
@@ -62,22 +102,74 @@ def save(model, meta: dict, directory: Path, name: str) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.safetensors"
-    weights = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    sidecar = json.dumps({**meta, "config": model.cfg.to_dict()}, indent=1, default=str)
-    # each file replaced whole: a crash never leaves a truncated one for find() to accept
-    atomic_write(path, lambda f: f.write(save(weights)))
+    weights = save({k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()})
+    sidecar = json.dumps({**meta, "config": model.cfg.to_dict(), "sha256": hashlib.sha256(weights).hexdigest()},
+                         indent=1, default=str)
+    # each file replaced whole, the sidecar last: it is what makes the pair a checkpoint
+    atomic_write(path, lambda f: f.write(weights))
     atomic_write(path.with_suffix(".json"), lambda f: f.write(sidecar.encode()))
     return path
 
 
-def load(path: Path, device: str = "cpu"):
+def read_sidecar(path: Path) -> dict:
+    sidecar = Path(path).with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its sidecar {sidecar.name} is unreadable ({exc})") from None
+    if not isinstance(meta, dict) or not all(k in meta for k in ("training", "preset", "config")):
+        raise CheckpointError(f"checkpoint {path}: its sidecar {sidecar.name} lacks training, preset or config")
+    return meta
+
+
+def mismatch(path: Path, meta: dict) -> str | None:
+    """Why the checkpoint at `path` is not what its name and sidecar say (None: it is), without
+    reading the tensors: the weights' hash, the key, the model config."""
+    from .config import Config, preset_shape
+
+    path = Path(path)
+    if "sha256" not in meta:
+        return "its sidecar records no SHA-256 of the weights (written by an older mrbench: retrain it)"
+    if digest(path) != meta["sha256"]:
+        return f"its weights' SHA-256 is {digest(path)[:16]}..., the sidecar records {str(meta['sha256'])[:16]}..."
+    try:
+        spec = make_spec(meta["training"], f"{path.name} sidecar")
+        dropout = float(meta["config"]["dropout"])
+        expected = key(spec, meta["preset"], dropout)
+        shape = preset_shape(meta["preset"])
+        cfg = Config(**meta["config"])
+    except (UserError, ValueError, TypeError, KeyError) as exc:
+        return f"its sidecar does not describe a checkpoint ({exc})"
+    if expected != path.stem:
+        return f"its sidecar's training distribution, preset and dropout are those of {expected}, not {path.stem}"
+    want = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=dropout, **shape)
+    if cfg != want:
+        diff = [f"{k} {a!r} (preset {meta['preset']}: {b!r})" for (k, a), b in
+                zip(cfg.to_dict().items(), want.to_dict().values()) if a != b]
+        return f"its sidecar's model config is not the preset's: {', '.join(diff)}"
+    return None
+
+
+def load(path: Path, device: str = "cpu", by_key: bool = True):
+    """The model and its sidecar, once the checkpoint proves it is what its name says
+    (CheckpointError otherwise). by_key=False: a study's file, named by the user rather than
+    found by key, is checked only for its hash and its tensors."""
     from safetensors.torch import load_file
 
     from .model import Config, InContextRegressor
 
-    meta = json.loads(Path(path).with_suffix(".json").read_text())
+    meta = read_sidecar(path)
+    why = mismatch(path, meta)
+    if not by_key and why is not None and not why.startswith("its weights' SHA-256"):
+        why = None
+    if why is not None:
+        raise CheckpointError(f"checkpoint {path}: {why}")
     model = InContextRegressor(Config(**meta["config"]))
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # tensors that do not fit the config, or a damaged file
+        raise CheckpointError(f"checkpoint {path}: its tensors do not fit its config "
+                              f"({str(exc).splitlines()[0][:200]})") from None
     return model.to(device).eval(), meta
 
 

@@ -88,25 +88,42 @@ def device_name(device: str) -> str:
 
 def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, device: str, out_dir: Path | None,
                 dropout: float = 0.0, seeds: int = 1, echo=print, state_dir: Path | None = None,
-                resume: bool = False, init_from: str | None = None) -> list[Path]:
+                resume: bool = False, init_from: str | None = None, force: bool = False,
+                start_if_missing: bool = False, state_every: float = 120.0) -> list[Path]:
     """Train (or, with `resume`, continue) every checkpoint the suite's selected specs need.
     The training state lives in `state_dir` (default: beside the checkpoints) as
     NAME.state.safetensors and NAME.state.json; `init_from` names a checkpoint (or a path)
-    whose weights the training starts from."""
+    whose weights the training starts from. `resume` without a saved state is an error unless
+    `start_if_missing` (--resume-or-start)."""
     written, commit = [], git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
     specs = filter_specs(load_suite(suite).specs, where)
     init = _initial_weights(init_from) if init_from else None
-    for name, spec in needed_checkpoints(specs, preset, dropout, seeds).items():
-        prefix = (state_dir or out_dir) / name
+    needed = needed_checkpoints(specs, preset, dropout, seeds)
+    if not force:
+        checkpoints.refuse_shipped(needed, out_dir)
+    prefixes = {name: (state_dir or out_dir) / name for name in needed}
+    damaged = [str(p) for p in prefixes.values() if state.partial(p)]
+    if damaged:
+        raise UserError(f"incomplete training state (one of NAME.state.safetensors and NAME.state.json): "
+                        f"{', '.join(damaged)}; remove it to start afresh")
+    absent = [name for name, p in prefixes.items() if not state.exists(p)]
+    if resume and absent and not start_if_missing:
+        raise UserError(f"--resume: no training state for {', '.join(absent)} in {state_dir or out_dir}; "
+                        f"nothing to continue (--resume-or-start starts those afresh)")
+    for name, spec in needed.items():
+        prefix = prefixes[name]
         budget = f"{recipe.seconds:g} s" if recipe.seconds else f"{recipe.steps} steps"
         echo(f"{'resuming' if resume and state.exists(prefix) else 'training'} {name} for {spec.name} "
              f"({preset} preset, {recipe.name} recipe, {budget}, device {device})")
         cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=dropout, **preset_shape(preset))
         train = train_data(spec)
         evaluate = evaluator(spec, device)
-        model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate, state=prefix,
-                                  resume=resume, init=init and init[0])
+        try:
+            model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate, state=prefix,
+                                      resume=resume, init=init and init[0], state_every=state_every)
+        except state.DamagedState as exc:
+            raise UserError(str(exc)) from None
         final = evaluate(model)
         echo(f"  {summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)")
         meta = {"training": train.spec.fields(), "preset": preset, "recipe": recipe.to_dict(),
@@ -128,7 +145,10 @@ def _initial_weights(source: str) -> tuple[dict, dict]:
     if path is None or not path.exists():
         raise UserError(f"--init-from {source!r}: no such checkpoint (a name NAME as in NAME.safetensors "
                         f"in {checkpoints.user_dir()} or the package, or a path to a .safetensors file)")
-    model, meta = checkpoints.load(path)
+    try:
+        model, meta = checkpoints.load(path)
+    except checkpoints.CheckpointError as exc:
+        raise UserError(f"--init-from: {exc}") from None
     origin = {k: meta.get(k) for k in ("preset", "steps", "samples", "wall_seconds", "device_name", "init_from")}
     sigma = meta.get("training", {}).get("sigma")
     return model.state_dict(), {"checkpoint": path.stem, "sigma": sigma, **origin}

@@ -40,14 +40,35 @@ def save(prefix: Path, model, opt, gen: torch.Generator, hist, meta: dict) -> No
     atomic_write(sidecar, lambda f: f.write(json.dumps(doc, indent=1, default=str).encode()))
 
 
+class DamagedState(Exception):
+    """A training state that cannot be restored; the message names its files."""
+
+
+def partial(prefix: Path) -> bool:
+    """One file of the pair without the other."""
+    return any(p.exists() for p in paths(prefix)) and not exists(prefix)
+
+
 def load(prefix: Path, model, opt, gen: torch.Generator) -> dict:
-    """Restore model, optimizer and RNG states in place; returns the JSON document."""
+    """Restore model, optimizer and RNG states in place; returns the JSON document.
+    DamagedState if the files are truncated, mismatched or do not fit the model."""
+    weights, sidecar = paths(prefix)
+    try:
+        return _restore(weights, sidecar, model, opt, gen)
+    except DamagedState:
+        raise
+    except Exception as exc:  # truncated, edited, another model's: one line, never a traceback
+        reason = str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+        raise DamagedState(f"training state {weights.name} / {sidecar.name} in {weights.parent} is damaged "
+                           f"({exc.__class__.__name__}: {reason}); remove both files to start afresh") from None
+
+
+def _restore(weights: Path, sidecar: Path, model, opt, gen: torch.Generator) -> dict:
     from safetensors.torch import load_file
 
-    weights, sidecar = paths(prefix)
     tensors, doc = load_file(str(weights)), json.loads(sidecar.read_text())
     if int(tensors["step"]) != doc["step"]:
-        raise RuntimeError(f"{weights} and {sidecar} were written at different steps; remove both to start afresh")
+        raise DamagedState(f"{weights} and {sidecar} were written at different steps; remove both to start afresh")
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     slots: dict[int, dict] = {}
     for k, v in tensors.items():

@@ -161,8 +161,9 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     """Train a model; `evaluate(model) -> dict` is called every `eval_every` steps (or
     `eval_seconds` training seconds).
 
-    With `state` (a path prefix), the training state is saved there every `state_every` wall
-    seconds, at the end and on KeyboardInterrupt; with `resume`, training continues from it.
+    With `state` (a path prefix), the training state is saved there at the first evaluation,
+    every `state_every` wall seconds, at the end and on KeyboardInterrupt (SIGINT; the CLI maps
+    SIGTERM to it); with `resume`, training continues from it.
     The schedule is a function of the position in the budget (steps, or seconds), so a resumed
     run with a larger budget stretches the rest of its cosine and curriculum over the new
     budget; neither goes back: the curriculum never shrinks, and the learning rate never rises
@@ -255,6 +256,9 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
                                    "pairs": hist.pairs, **evaluate(model)})
                 model.train()
                 next_eval = hist.seconds + (recipe.eval_seconds or math.inf)
+                if len(hist.evals) == 1:  # a kill from here on never loses the run
+                    save_state()
+                    last_save = time.perf_counter()
                 start = clock()
                 elapsed = hist.seconds
             bar.update(elapsed, loss)
