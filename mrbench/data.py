@@ -29,17 +29,6 @@ DEFAULT_N_TRAIN = 15000  # fixed-set size given to solvers when a spec streams (
 _POOL, _TRAIN, _TEST = 0x5001, 0x7241, 0x7E57
 
 
-def memory_estimate(spec: Spec) -> int:
-    """Bytes a cell of `spec` may hold at its peak, from the sizes of its arrays: test prompts
-    (x float32, y float64) with the float64 copies that solvers and scoring make, and the fixed
-    training set a fitted solver reads. The factors are measured peaks: OLS on 20000 test prompts
-    at d = 20, k_max = 60 added 615 MB (about 24 bytes per x entry), EM's 15000 training prompts
-    about 200 MB (about 11). Plus 0.5 GB for the process and its libraries."""
-    P = spec.k_max + 1
-    train = spec.n_train if spec.n_train is not None else DEFAULT_N_TRAIN
-    return int(spec.n_test * P * (24 * spec.d + 64) + train * P * (12 * spec.d + 16) + 5e8)
-
-
 def make_pool(d: int, m: int, pool_seed: int) -> np.ndarray:
     """m components uniform on the sphere of radius sqrt(d); depends on (d, m, pool_seed) only."""
     rng = np.random.default_rng(np.random.SeedSequence([_POOL, pool_seed, d, m]))

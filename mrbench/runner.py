@@ -32,7 +32,7 @@ from .executors import CellJob, Task, make_executor
 from .leaderboard import leaderboard_text
 from .registry import instantiate, load_registry, parse_solver_arg
 from .solver import Solver, _source, canonical_params
-from .data import memory_estimate
+from .resources import memory_estimate, parse_memory
 from .specs import Spec, filter_specs, load_suite, train_spec
 from .store import REPORT_NAME, Store, WriteError, atomic_write, check_writable, load_results
 
@@ -111,19 +111,6 @@ def parse_duration(text) -> float | None:
 CELL_LIMIT = 100_000  # a grid larger than this runs only with --yes (mrbench run --yes)
 
 
-def parse_memory(text=None) -> int:
-    """--memory-limit ('8G', '512M', bytes), else the machine's physical memory."""
-    if text is None:
-        try:
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            return 2**62
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*", str(text))
-    if not match or float(match.group(1)) <= 0:
-        raise UserError(f"--memory-limit {text!r}: expected a size such as 8G or 512M")
-    return int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2).upper() or " "))
-
-
 def plan(suite="quick", solvers=None, seeds=1, where=None, plugins=(), yes=False,
          memory=None) -> tuple[list[Cell], object]:
     """The cells of a run. A grid of over CELL_LIMIT cells needs `yes`; a spec whose estimated
@@ -189,7 +176,9 @@ def _record_run(out: Path, suite_obj, cells: list[Cell], context: dict, options:
     import numpy
 
     record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "argv": sys.argv,
-              "suite": suite_obj.name, "suite_path": suite_obj.path, "options": options, "device": context["device"],
+              "suite": suite_obj.name,
+              # absolute: never read relative to someone else's working directory
+              "suite_path": str(Path(suite_obj.path).resolve()), "options": options, "device": context["device"],
               "versions": {"mrbench": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
                            "pandas": pd.__version__, "torch": _version("torch")},
               "platform": platform.platform(), "git_commit": context["git_commit"],

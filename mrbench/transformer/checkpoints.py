@@ -122,16 +122,20 @@ def read_sidecar(path: Path) -> dict:
     return meta
 
 
-def mismatch(path: Path, meta: dict) -> str | None:
+def mismatch(path: Path, meta: dict, by_key: bool = True, data: bytes | None = None) -> str | None:
     """Why the checkpoint at `path` is not what its name and sidecar say (None: it is), without
-    reading the tensors: the weights' hash, the key, the model config."""
+    reading the tensors: the weights' hash (of `data`, the bytes about to be loaded, if given),
+    and with `by_key` the key and the model config."""
     from .config import Config, preset_shape
 
     path = Path(path)
     if "sha256" not in meta:
         return "its sidecar records no SHA-256 of the weights (written by an older mrbench: retrain it)"
-    if digest(path) != meta["sha256"]:
-        return f"its weights' SHA-256 is {digest(path)[:16]}..., the sidecar records {str(meta['sha256'])[:16]}..."
+    actual = hashlib.sha256(data).hexdigest() if data is not None else digest(path)
+    if actual != meta["sha256"]:
+        return f"its weights' SHA-256 is {actual[:16]}..., the sidecar records {str(meta['sha256'])[:16]}..."
+    if not by_key:
+        return None
     try:
         spec = make_spec(meta["training"], f"{path.name} sidecar")
         dropout = float(meta["config"]["dropout"])
@@ -154,19 +158,18 @@ def load(path: Path, device: str = "cpu", by_key: bool = True):
     """The model and its sidecar, once the checkpoint proves it is what its name says
     (CheckpointError otherwise). by_key=False: a study's file, named by the user rather than
     found by key, is checked only for its hash and its tensors."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load as from_bytes
 
     from .model import Config, InContextRegressor
 
     meta = read_sidecar(path)
-    why = mismatch(path, meta)
-    if not by_key and why is not None and not why.startswith("its weights' SHA-256"):
-        why = None
+    data = Path(path).read_bytes()  # hashed and loaded from the same bytes
+    why = mismatch(path, meta, by_key, data)
     if why is not None:
         raise CheckpointError(f"checkpoint {path}: {why}")
     model = InContextRegressor(Config(**meta["config"]))
     try:
-        model.load_state_dict(load_file(str(path)))
+        model.load_state_dict(from_bytes(data))
     except Exception as exc:  # tensors that do not fit the config, or a damaged file
         raise CheckpointError(f"checkpoint {path}: its tensors do not fit its config "
                               f"({str(exc).splitlines()[0][:200]})") from None
