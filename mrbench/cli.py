@@ -8,12 +8,15 @@ from .errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="mrbench", description="Benchmark solvers of mixtures of linear regressions.")
+    p.add_argument("--version", action="version", version=f"mrbench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run suite × solvers × seeds and store the results")
     r.add_argument("--suite", default="quick", help="built-in suite NAME, NAME:SECTION, or a .toml file (default: quick)")
-    r.add_argument("--where", help='pandas-query filter on spec fields, e.g. "m == 5 and sigma == 1"')
+    r.add_argument("--where", help='filter on spec fields, e.g. "m == 5 and sigma == 1" (comparisons, and/or/not, in [...])')
     r.add_argument("--solvers", help="all | NAME,... | 'name[param=value,...]' (default: the suite's list, else all)")
     r.add_argument("--seeds", type=int, default=1, help="replicates per spec: seeds seed .. seed+N-1 (default 1)")
     r.add_argument("--out", default="results", help="results directory (default: results)")
@@ -43,21 +46,23 @@ def _parser() -> argparse.ArgumentParser:
                           "results directory names is never loaded)")
 
     tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")
-    tr.add_argument("--suite", default="quick")
-    tr.add_argument("--where", help="pandas-query filter on spec fields")
+    tr.add_argument("--suite", default="quick",
+                    help="built-in suite NAME, NAME:SECTION, or a .toml file whose specs need checkpoints (default: quick)")
+    tr.add_argument("--where", help='filter on spec fields, as in `mrbench run`, e.g. "m == 10"')
     tr.add_argument("--seeds", type=int, default=1,
                     help="as in `mrbench run`: a fixed training set (n_train) differs per seed")
     tr.add_argument("--preset", default="cpu",
-                    help="paper | small | cpu | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96 (default cpu, the solver's)")
+                    help="paper | small | cpu | cpu-pairs | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96 (default cpu, the solver's)")
     tr.add_argument("--recipe", default="cpu",
                     help="named recipe the options below override: cpu (2-core CPU, default) | default (GPU) | "
                          "pathak2023 (App. C of Pathak et al., GPU)")
     tr.add_argument("--steps", type=int, help="step budget")
     tr.add_argument("--seconds", type=float, help="training-seconds budget per checkpoint (whichever ends first)")
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--lr", type=float)
+    tr.add_argument("--batch-size", type=int, help="prompts per step (default: the recipe's)")
+    tr.add_argument("--lr", type=float, help="peak learning rate of AdamW (default: the recipe's)")
     tr.add_argument("--warmup", type=float, help="warm-up: a fraction of the budget if < 1, else steps")
-    tr.add_argument("--dropout", type=float, default=0.0)
+    tr.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout of the model; part of the checkpoint's key, as transformer[dropout=...] (default 0)")
     tr.add_argument("--curriculum", action=argparse.BooleanOptionalAction,
                     help="grow the number of pairs from 11 to all, half-way through the budget")
     tr.add_argument("--curriculum-dims", action=argparse.BooleanOptionalAction,
@@ -80,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="start from this checkpoint's weights (name or .safetensors path), e.g. to fine-tune")
     tr.add_argument("--force", action="store_true",
                     help="write even under a shipped checkpoint's name (it would shadow or replace the shipped model)")
-    tr.add_argument("--device", default="auto")
+    tr.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     tr.add_argument("--out-dir", help="where to write (default: the user cache, $MRBENCH_CACHE or ~/.cache/mrbench)")
 
     ck = sub.add_parser("check", help="run the solver contract checks on a plugin file or a registered solver")

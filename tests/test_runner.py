@@ -320,3 +320,13 @@ def test_two_runs_into_one_directory_at_once_lose_and_duplicate_nothing(tiny, tm
     assert frame.cell_key.nunique() == 4 * 2 * 4 and not frame.duplicated(["cell_key", "k"]).any()
     assert len(frame) == 4 * 2 * 4 * 9 and (frame.status == "ok").all()
     assert not list(out.glob(".*.tmp")) and "</html>" in (out / "_report.html").read_text()
+
+
+def test_version_and_every_train_option_has_help(capsys):
+    from mrbench.cli import _parser, main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"mrbench {mrbench.__version__}"
+    train = next(a for a in _parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    assert all(action.help for action in train._actions), [a.dest for a in train._actions if not a.help]
