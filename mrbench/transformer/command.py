@@ -104,7 +104,7 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
         checkpoints.refuse_shipped(needed, out_dir)
     prefixes = {name: (state_dir or out_dir) / name for name in needed}
     damaged = [str(p) for p in prefixes.values() if state.partial(p)]
-    if damaged:
+    if resume and damaged:  # a fresh run overwrites it anyway
         raise UserError(f"incomplete training state (one of NAME.state.safetensors and NAME.state.json): "
                         f"{', '.join(damaged)}; remove it to start afresh")
     absent = [name for name, p in prefixes.items() if not state.exists(p)]
