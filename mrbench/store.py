@@ -106,7 +106,8 @@ REPORT_NAME = "_report.html"  # '_' keeps it out of pandas.read_parquet(DIR)
 def _conformed(table: pa.Table, s: pa.Schema) -> pa.Table:
     """A stored table in today's columns: renamed ones under their new names, columns it
     predates (a data family added since) null."""
-    table = table.rename_columns([RENAMED.get(c, c) for c in table.column_names])
+    # the pandas metadata is not needed (no index is stored) and is not covered by the checksums
+    table = table.rename_columns([RENAMED.get(c, c) for c in table.column_names]).replace_schema_metadata(None)
     if table.schema.equals(s):
         return table
     columns = dict(zip(table.column_names, table.columns))
