@@ -5,8 +5,8 @@ from pathlib import Path
 
 from mrbench.cells import base_row, frame
 from mrbench.data import make_dataset
+from mrbench.families import make_spec
 from mrbench.solvers.least_squares import OLS
-from mrbench.specs import make_spec
 from mrbench.store import Store, load_results
 
 

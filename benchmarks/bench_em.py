@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from mrbench.data import make_dataset
-from mrbench.solvers.estimation import Stats, batch_em, sphere
+from mrbench.families import make_spec
 from mrbench.measure import Meter
 from mrbench.solvers.em import EM
-from mrbench.specs import make_spec
+from mrbench.solvers.estimation import Stats, batch_em, sphere
 
 
 def raw_em(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor, pi: torch.Tensor, sigma: float, iters: int,

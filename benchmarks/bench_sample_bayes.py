@@ -3,9 +3,10 @@ d = 10, K = 2 (the target: under a minute on 2 cores), beside in-context EM on t
 (the baseline of the same run: the solver the reference is most often compared with)."""
 import os
 
-from mrbench.data import hide_query, make_dataset
+from mrbench.data import make_dataset
+from mrbench.families import make_spec
+from mrbench.prompts import hide_query
 from mrbench.registry import instantiate, load_registry, parse_solver_arg
-from mrbench.specs import make_spec
 
 
 class _Setup:

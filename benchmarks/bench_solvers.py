@@ -2,7 +2,7 @@
 
 Timing runs over the size grid; peak memory and accuracy over a smaller one (asv starts a fresh
 process for every benchmark and parameter set, so the grid is the suite's cost)."""
-from mrbench.data import hide_query
+from mrbench.prompts import hide_query
 
 from .common import FAMILIES, FAMILY, PER_PROMPT, TRAINED, dataset, fitted, nmse_ratio
 

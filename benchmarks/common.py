@@ -4,11 +4,10 @@ MRBENCH_BENCH_SCALE (default 1) scales every benchmark dataset's prompt counts: 
 runs each benchmark once at a tiny scale, so a benchmark that breaks fails the build."""
 import os
 
-from mrbench.data import make_dataset
+from mrbench.data import make_dataset, oracle_predictions
+from mrbench.families import make_spec
 from mrbench.metrics import nmse_average
-from mrbench.predictors import oracle_predictions
 from mrbench.registry import load_registry
-from mrbench.specs import make_spec
 
 REGISTRY = {name: e.cls for name, e in load_registry().items() if e.available}
 SEPARATE = {"transformer"}  # its training is a GPU job: bench_transformer.py times it apart

@@ -1,20 +1,20 @@
 """mrbench: a benchmark suite for solvers of mixtures of linear regressions."""
-from importlib.metadata import PackageNotFoundError, version
-
 from .errors import SkipSolver, UserError
+from .provenance import __version__
 from .solver import Solver
 
-try:
-    __version__ = version("mrbench")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
 
-
-def run(*args, **kwargs):
-    """Run a suite × solvers × seeds; returns the results as a long DataFrame (see runner.run)."""
+def run(*args, report: bool = True, **kwargs):
+    """Run a suite × solvers × seeds; returns the results as a long DataFrame (see runner.run),
+    and with `report` writes the directory's HTML report (report.after_run)."""
     from .runner import run as _run
 
-    return _run(*args, **kwargs)
+    results = _run(*args, **kwargs)
+    if report and not kwargs.get("dry_run"):
+        from .report import after_run
+
+        after_run(results, kwargs.get("echo", print))
+    return results
 
 
 def load_results(path):

@@ -8,13 +8,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .data import Dataset, hide_query
+from .data import Dataset
 from .errors import SkipSolver
-from .measure import Meter
 from .families import family_of, own_fields
-from .metrics import nmse_average, nmse_curve, pool_metrics, recovery_curve
+from .measure import Meter
+from .metrics import nmse_average, nmse_curve, pool_metrics, prompt_nmse, recovery_curve
+from .prompts import hide_query
 from .solver import Solver, canonical_params
-from .specs import Spec
+from .spec import Spec
 from .statuses import FAILED, NOT_APPLICABLE, OK, SKIPPED
 from .store import schema
 
@@ -37,6 +38,10 @@ def frame(base: dict, curve: dict | None = None) -> pd.DataFrame:
     else:
         out = pd.DataFrame({**{k: [v] * len(curve["k"]) for k, v in base.items()}, **curve})
     columns = schema().names
+    unknown = [c for c in out if c not in columns]
+    if unknown:  # never dropped in silence: a family declares its score columns (Family.scores)
+        raise ValueError(f"no result column {', '.join(map(repr, unknown))}: a data family's extra scores must be "
+                         "declared in its `scores`")
     for col in columns:
         if col not in out:
             out[col] = None
@@ -44,25 +49,27 @@ def frame(base: dict, curve: dict | None = None) -> pd.DataFrame:
 
 
 def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solver, device: str, context: dict,
-             fits: dict) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Run one cell; never raises for the solver's faults. `fits` caches fitted solvers by
-    label within one training distribution, so shifted test specs reuse one fit; oracles are
-    fitted afresh (their truth can describe the test prompts)."""
+             fits: dict) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+    """Run one cell: its rows, its predictions and each test prompt's NMSE (None when it did
+    not predict); never raises for the solver's faults. `solver` is the cell's own, unfitted
+    instance. `fits` caches fitted solvers by label within one training distribution, so
+    shifted test specs reuse one fit; oracles are fitted afresh (their truth can describe
+    the test prompts)."""
     base = base_row(key, spec, solver, context)
     if not solver.applies_to(spec.family):
         return frame({**base, "status": NOT_APPLICABLE,
-                      "error": f"applies to family {' or '.join(solver.families)}, not {spec.family}"}), None
+                      "error": f"applies to family {' or '.join(solver.families)}, not {spec.family}"}), None, None
     meter = Meter(device)
     try:
         reason = solver.skip_reason(spec, device)
         if reason:
-            return frame({**base, "status": SKIPPED, "error": reason}), None
+            return frame({**base, "status": SKIPPED, "error": reason}), None, None
         import torch  # noqa: F401  (imported lazily elsewhere: about 1.5 s no solver's fit should pay)
 
         ds = dataset()  # generated (or taken from the cache) only for a cell that runs
         cached = None if solver.requires_truth else fits.get(solver.label())
         if cached is None:
-            solver = type(solver)(**solver.get_params()).set_context(seed=ds.spec.seed, device=device)
+            solver.set_context(seed=ds.spec.seed, device=device)
             drawn = ds.train.generation_seconds
             with meter.phase("fit"):
                 solver.fit(ds.train, ds.truth if solver.requires_truth else None)
@@ -78,20 +85,27 @@ def run_cell(key: str, spec: Spec, dataset: Callable[[], Dataset], solver: Solve
         if not np.isfinite(pred).all():
             raise ValueError(f"predict returned {int((~np.isfinite(pred)).sum())} non-finite values")
         row = _scored(base, solver, ds, pred, meter)  # calls the solver's info()
+        curve = _curve(ds, pred, solver)
     except SkipSolver as exc:
-        return frame({**base, "status": SKIPPED, "error": str(exc)}), None
+        return frame({**base, "status": SKIPPED, "error": str(exc)}), None, None
     except Exception as exc:
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         error = f"{type(exc).__name__}: {exc}\n" + "".join(tb[-3:])
         return frame({**base, "status": FAILED, "error": error, "fit_seconds": meter.seconds.get("fit"),
-                      "peak_rss_mb": meter.peak_rss_mb()}), None
-    return frame(row, _curve(ds, pred, solver)), pred
+                      "peak_rss_mb": meter.peak_rss_mb()}), None, None
+    return frame(row, curve), pred, prompt_nmse(pred, ds.test.y, ds.spec.d)
 
 
 def _curve(ds: Dataset, pred: np.ndarray, solver: Solver) -> dict:
     nmse, se = nmse_curve(pred, ds.test.y, ds.spec.d)
     curve = {"k": np.arange(len(nmse)), "nmse": nmse, "nmse_se": se}
-    curve.update(family_of(ds.spec).curve_scores(ds, pred))
+    family = family_of(ds.spec)
+    scores = family.curve_scores(ds, pred)
+    undeclared = sorted(set(scores) - set(family.scores))
+    if undeclared:
+        raise ValueError(f"data family '{family.name}' returned score column(s) {', '.join(undeclared)} that its "
+                         f"`scores` does not declare (declared: {', '.join(family.scores) or 'none'})")
+    curve.update(scores)
     est = solver.estimated_components()
     if est is not None and ds.test.betas is not None and est.shape[2:] == ds.test.betas.shape[1:]:
         curve["recovery_error"], curve["recovery_error_se"] = recovery_curve(est, ds.test.betas)

@@ -1,8 +1,8 @@
 """Contract checks every solver must pass (like scikit-learn's check_estimator).
 
-`check_solver(cls)` runs them all on a tiny spec of each data family the solver declares;
+`run_checks(cls)` runs them all on a tiny spec of each data family the solver declares;
 tests/test_contract.py runs them over every registered solver, so a new solver gets the checks
-for free, and `mrbench check FILE.py|NAME` runs them for a plugin author (`run_checks`).
+for free, and `mrbench check FILE.py|NAME` runs them for a plugin author.
 """
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import time
 
 import numpy as np
 
-from .data import hide_query, make_dataset
+from .data import make_dataset
 from .errors import SkipSolver
-from .families import families, get as get_family
+from .families import families, make_spec
+from .families import get as get_family
+from .prompts import hide_query
 from .solver import Solver
-from .specs import make_spec
 
 TINY = dict(d=4, m=3, k_max=8, n_train=256, n_test=24, pool_seed=1, seed=2)
 
@@ -115,16 +116,6 @@ def check_fast_on_tiny(cls, params, family=None, limit=60.0):
 
 CHECKS = (check_shapes_and_finite, check_deterministic, check_no_mutation, check_causal, check_subset_invariance,
           check_fast_on_tiny)
-
-
-def check_solver(cls: type[Solver], params: dict | None = None) -> None:
-    """Run every contract check on every data family the solver declares; raises
-    AssertionError (or SkipSolver) on the first failure."""
-    params = {**cls.test_params, **(params or {})}
-    check_params(cls, params)
-    for family in declared_families(cls):
-        for check in CHECKS:
-            run_check(check, cls, params, family)
 
 
 def run_check(check, cls, params: dict, family: str) -> None:

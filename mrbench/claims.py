@@ -41,9 +41,15 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .families import families, own_fields
+from .leaderboard import _detail, t_quantile
+from .registry import instantiate, parse_solver_arg
+from .spec import COMMON_FIELDS
+from .where import evaluate as where_matches
+from .where import parse as where_parse
 
 METRICS = ("ratio", "worst_ratio", "degradation", "probe_closest", "slope")
-SLOPE_FIELDS = ("k_max", "n_train", "d", "snr", "m", "sigma")
+SLOPE_FIELDS = ("k_max", "n_train", "d", "m", "sigma")  # and each family's own slope_fields
 _KEYS = {"quote", "source", "sections", "where", "metric", "solver", "reference", "holds_if", "k_from", "k_to",
          "candidates", "expected", "field", "baseline", "unmeasurable", "exclude_k", "note"}
 # Solvers whose claims are evaluated for every variant the results hold (the paper preset, the
@@ -150,24 +156,19 @@ def parse_claims(where: str, raw: dict, sections: dict, registry: dict) -> list[
                       exclude_k=_exclude(at, table.get("exclude_k")), note=table.get("note"))
         _check_metric_fields(at, claim)
         if claim.where is not None:  # checked when the suite loads: a bad one never waits for a report
-            from .where import parse
 
-            parse(claim.where, spec_fields(), f"{at} where")
+            where_parse(claim.where, spec_fields(), f"{at} where")
         out.append(claim)
     return out
 
 
 def spec_fields() -> list[str]:
     """The names a claim's `where` may use: the common spec fields and every family's own."""
-    from .families import own_fields
-    from .specs import COMMON_FIELDS
-
     return [*COMMON_FIELDS, *own_fields()]
 
 
 def _labeler(at: str, registry: dict):
     """A solver request as written in a suite ("em[init='spectral']") -> its results label."""
-    from .registry import instantiate, parse_solver_arg
 
     def label(text) -> str:
         if not isinstance(text, str):
@@ -210,8 +211,9 @@ def _check_metric_fields(at: str, c: Claim) -> None:
         raise UserError(f"{at}: probe_closest needs 'candidates' (solver labels) and 'expected', one of them")
     if c.metric == "degradation" and not isinstance(c.baseline, (int, float)):
         raise UserError(f"{at}: degradation needs 'baseline', the unshifted shift_value (1.0 for scales, 0.0 for a shift)")
-    if c.metric == "slope" and c.field not in SLOPE_FIELDS:
-        raise UserError(f"{at}: field {c.field!r} is unknown for a slope; valid fields: {', '.join(SLOPE_FIELDS)}")
+    slope_fields = [*SLOPE_FIELDS, *(f for family in families().values() for f in family.slope_fields)]
+    if c.metric == "slope" and c.field not in slope_fields:
+        raise UserError(f"{at}: field {c.field!r} is unknown for a slope; valid fields: {', '.join(slope_fields)}")
     if not (isinstance(c.k_from, int) and c.k_from >= 1) or not (c.k_to is None or isinstance(c.k_to, int) and c.k_to >= c.k_from):
         raise UserError(f"{at}: k_from must be an integer >= 1 and k_to (optional) >= k_from")
 
@@ -255,7 +257,6 @@ def _model_summary(results: pd.DataFrame, claim: Claim) -> str:
     1.3M prompts · CPU 100 min"), as its results' info says."""
     if results.empty or "info" not in results:
         return ""
-    from .leaderboard import _detail
 
     part = _covered(claim, results)
     rows = part[(part["label"] == claim.solver) & (part["status"] == "ok")].drop_duplicates("cell_key")
@@ -266,9 +267,8 @@ def _covered(c: Claim, results: pd.DataFrame) -> pd.DataFrame:
     """The results a claim covers: its sections, and its `where`."""
     part = results[results["section"].isin(c.sections)]
     if c.where and not part.empty:
-        from .where import evaluate
 
-        part = part[evaluate(c.where, part, spec_fields(), f"[claims.{c.name}] where").to_numpy()]
+        part = part[where_matches(c.where, part, spec_fields(), f"[claims.{c.name}] where").to_numpy()]
     return part
 
 
@@ -423,7 +423,6 @@ def _paired_ratio(cells: pd.DataFrame, c: Claim, store) -> tuple[float, float, f
     if len(ratios) == 1:
         (a, b), r = last, ratios[0]
         return float(r), float((a - r * b).std(ddof=1) / (math.sqrt(len(a)) * b.mean())), Z
-    from .leaderboard import t_quantile
 
     r = np.array(ratios)
     return float(r.mean()), float(r.std(ddof=1) / math.sqrt(len(r))), t_quantile(len(r) - 1)
@@ -544,10 +543,11 @@ def _slope(c: Claim, ok: pd.DataFrame, store) -> Verdict:
         rows = cells[cells["label"] == c.solver]
         if rows.empty:
             continue
-        if rows["excess_mse"].notna().any():
+        score = families()[rows["family"].iloc[0]].slope_score
+        if score and rows[score].notna().any():
             last = rows[rows["k"] == rows["k"].max()]
-            err = last["excess_mse"].mean()
-            se = math.sqrt((last["excess_mse_se"] ** 2).sum()) / len(last)
+            err = last[score].mean()
+            se = math.sqrt((last[f"{score}_se"] ** 2).sum()) / len(last)
         elif c.reference is not None:
             ref = cells[cells["label"] == c.reference].drop_duplicates("cell_key")
             mine = rows.drop_duplicates("cell_key")

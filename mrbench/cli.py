@@ -8,7 +8,7 @@ from .errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .provenance import __version__
 
     p = argparse.ArgumentParser(prog="mrbench", description="Benchmark solvers of mixtures of linear regressions.")
     p.add_argument("--version", action="version", version=f"mrbench {__version__}")
@@ -106,9 +106,13 @@ def _cmd_run(args) -> int:
                   device=args.device, dry_run=args.dry_run, force=args.force, plugins=args.plugin,
                   save_predictions=args.save_predictions, progress=not args.quiet, jobs=args.jobs,
                   executor=args.executor, scheduler=args.scheduler, timeout=args.timeout,
-                  report=not args.no_report, yes=args.yes, memory_limit=args.memory_limit)
+                  yes=args.yes, memory_limit=args.memory_limit)
     if args.dry_run:
         return 0
+    if not args.no_report:
+        from .report import after_run
+
+        after_run(results)
     print(f"results: {args.out}")
     return 1 if any_failed(results) or results.attrs.get("missing") else 0
 
@@ -140,7 +144,7 @@ def _cmd_train(args) -> int:
 
     from .errors import UserError
     from .runner import resolve_device
-    from .transformer.command import train_suite
+    from .training import train_suite
     from .transformer.config import RECIPES, make_recipe, preset_shape
 
     try:
@@ -189,8 +193,7 @@ def _cmd_check(args) -> int:
             print(f"{entry.name}: FAIL import: {entry.error}")
             failed += 1
             continue
-        kind = "oracle" if entry.cls.requires_truth else ("trained" if entry.cls.trained else "per-prompt")
-        print(f"{entry.name} ({kind}; families: {', '.join(declared_families(entry.cls))})")
+        print(f"{entry.name} ({entry.cls.group or 'ungrouped'}; families: {', '.join(declared_families(entry.cls))})")
         for family, check, status, message in run_checks(entry.cls):
             print(f"  {status:<4} {check} [{family}]" + (f": {message}" if message else ""))
             failed += status == "FAIL"
@@ -222,7 +225,7 @@ def _cmd_list(args) -> int:
     if args.checkpoints:
         return _cmd_list_checkpoints()
     from .registry import load_registry
-    from .specs import builtin_suites, load_suite
+    from .suites import builtin_suites, load_suite
 
     print("solvers:")
     for name, entry in load_registry(args.plugin).items():
@@ -230,7 +233,7 @@ def _cmd_list(args) -> int:
             print(f"  {name:<16} unavailable: {entry.error}  [{entry.source}]")
             continue
         cls = entry.cls
-        kind = "oracle" if cls.requires_truth else ("trained" if cls.trained else "per-prompt")
+        kind = cls.group or "ungrouped"
         params = ", ".join(f"{k}={v!r}" for k, v in cls.param_defaults().items()) or "-"
         print(f"  {name:<16} {kind:<10} available  params: {params}  [{entry.source}]")
     from .families import families

@@ -11,7 +11,6 @@ from .families import families
 from .statuses import FINAL, OK
 
 
-
 def current(results: pd.DataFrame) -> pd.DataFrame:
     """The rows of the latest cell of each (suite, spec, solver label, seed). Older cells of the
     same place (another code version, a suite edited since) are superseded, not averaged in."""

@@ -66,7 +66,9 @@ def pool_metrics(true_pool: np.ndarray, est_pool: np.ndarray, sigma: float,
     """
     m, d = true_pool.shape
     cost = ((true_pool[:, None, :] - est_pool[None, :, :]) ** 2).sum(-1)
-    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes 0.2 s to import
+    from scipy.optimize import (
+        linear_sum_assignment,  # here: scipy.optimize takes 0.2 s to import
+    )
 
     rows, cols = linear_sum_assignment(cost)
     out = {

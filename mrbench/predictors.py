@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def component_predictions(x: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """<w_j, x_i> for every prompt, position and component: (n, P, m)."""
     return np.einsum("nkd,md->nkm", x.astype(np.float64), pool.astype(np.float64))
@@ -56,13 +55,6 @@ def posterior_mean(x, y, pool, sigma: float, pi=None) -> np.ndarray:
     preds = component_predictions(x, pool)
     w = posterior_weights(prefix_residuals(preds, y), sigma, pi)
     return np.einsum("nkm,nkm->nk", w, preds)
-
-
-def oracle_predictions(ds) -> np.ndarray:
-    """The family's Bayes-optimal predictions on a dataset's test prompts."""
-    from .families import family_of  # here: the families import these predictors
-
-    return family_of(ds.spec).oracle_predictions(ds)
 
 
 def argmin(x, y, pool) -> np.ndarray:

@@ -1,8 +1,24 @@
-"""Where results and checkpoints come from: the git commit of the code that made them."""
+"""Where results and checkpoints come from: the version and git commit of the code that made them."""
 from __future__ import annotations
 
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+try:
+    __version__ = version("mrbench")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+
+def device_name(device: str, threads: int | None = None) -> str:
+    """What ran or trained it, for run records and sidecars: 'cuda:0 (the GPU's name)', or
+    'cpu' (with its thread count when given)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return "cpu" if threads is None else f"cpu ({threads} threads)"
 
 
 def git_commit() -> str:

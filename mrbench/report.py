@@ -15,19 +15,20 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import __version__
 from . import formatting as fmt
-from .statuses import FINAL, OK
+from .atomic import WriteError, atomic_write
+from .families import families
 from .figures import (
     curve_figure,
+    excess_figures,
     fixed_n_figures,
     probe_figures,
-    excess_figures,
     shift_figures,
 )
-from .families import families
 from .leaderboard import current, leaderboard, models
-from .store import REPORT_NAME, Store, atomic_write, load_results
+from .provenance import __version__
+from .statuses import FINAL, OK
+from .store import REPORT_NAME, Store, load_results
 
 
 def _png(fig) -> str:
@@ -77,7 +78,7 @@ def scorecard(results: pd.DataFrame, store: Store, suites=()) -> list:
     suite_path) is never loaded: the directory may come from someone else."""
     from .claims import evaluate
     from .errors import UserError
-    from .specs import builtin_suites, load_suite
+    from .suites import builtin_suites, load_suite
 
     given = {}
     for ref in suites:
@@ -176,6 +177,22 @@ def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[di
 def _of_families(results: pd.DataFrame, panels: dict, panel: str) -> pd.DataFrame:
     """The results of the data families a report panel applies to."""
     return results[results["family"].isin([name for name, p in panels.items() if panel in p])]
+
+
+def after_run(results: pd.DataFrame, echo=print) -> Path | None:
+    """The report of a run's directory (runner.run's `results`), rewritten when something new
+    ran or none exists; the suite the run loaded (the user's own choice) scores its claims."""
+    out = Path(results.attrs["out"])
+    existing = out / REPORT_NAME
+    if results.attrs.get("news") or not existing.exists():  # else nothing new to show
+        own = [results.attrs["suite_path"]] if results.attrs.get("suite_path") else []
+        try:
+            existing = write_report(out, suites=own)
+        except WriteError as exc:  # the results stand; only the page is missing
+            echo(f"report not written: {exc}")
+            return None
+    echo(f"report: {existing}")
+    return existing
 
 
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,

@@ -6,7 +6,7 @@ import re
 
 from .data import DEFAULT_N_TRAIN
 from .errors import UserError
-from .specs import Spec
+from .spec import Spec
 
 
 def memory_estimate(spec: Spec) -> int:

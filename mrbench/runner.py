@@ -24,17 +24,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
-from .provenance import git_commit
-from .statuses import FAILED, FINAL, OK, SKIPPED, TIMEOUT
+from .atomic import atomic_write
 from .errors import UserError
 from .executors import CellJob, Task, make_executor
 from .leaderboard import leaderboard_text
+from .provenance import __version__, device_name, git_commit
 from .registry import instantiate, load_registry, parse_solver_arg
-from .solver import Solver, _source, canonical_params
 from .resources import memory_estimate, parse_memory
-from .specs import Spec, filter_specs, load_suite, train_spec
-from .store import REPORT_NAME, Store, WriteError, atomic_write, check_writable, load_results
+from .solver import Solver, _source, canonical_params
+from .spec import Spec, train_spec
+from .statuses import FAILED, FINAL, OK, SKIPPED, TIMEOUT
+from .store import Store, check_writable, load_results
+from .suites import filter_specs, load_suite
 
 
 @dataclass
@@ -52,10 +53,6 @@ class Cell:
             payload["artifact"] = artifact
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
-    @property
-    def train_key(self) -> Spec:
-        return train_spec(self.spec)
-
     def job(self, keep_predictions: bool = False) -> CellJob:
         return CellJob(self.key, self.spec, self.solver.name, canonical_params(self.solver.get_params()),
                        keep_predictions)
@@ -67,7 +64,7 @@ def _cell_code() -> str:
     there redoes every cell."""
     from .families import families
 
-    modules = [f"mrbench.{m}" for m in ("cells", "data", "metrics", "families.base")]
+    modules = [f"mrbench.{m}" for m in ("cells", "data", "prompts", "metrics", "families.base")]
     sources = "".join(_source(m) for m in modules + sorted({type(f).__module__ for f in families().values()}))
     return hashlib.sha256(sources.encode()).hexdigest()[:12]
 
@@ -88,14 +85,6 @@ def resolve_device(device: str) -> str:
     if not has_cuda:
         raise UserError(f"--device {device}: no CUDA device is available here")
     return device
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return "cpu"
 
 
 def parse_duration(text) -> float | None:
@@ -167,7 +156,7 @@ def make_tasks(cells: list[Cell], keep=lambda cell: False, **common) -> list[Tas
     says which cells store their predictions."""
     groups: dict[tuple, list[Cell]] = defaultdict(list)
     for c in cells:
-        groups[(c.train_key, c.solver.label())].append(c)
+        groups[(train_spec(c.spec), c.solver.label())].append(c)
     return [Task(cells=[c.job(keep(c)) for c in group], **common) for group in groups.values()]
 
 
@@ -199,10 +188,11 @@ def _write_record(record: dict) -> None:
 def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: str | Path = "results",
         where: str | None = None, device: str = "auto", dry_run: bool = False, force: bool = False,
         plugins=(), save_predictions: bool = False, progress: bool = True, jobs: int = 1,
-        executor: str = "serial", scheduler=None, timeout=None, report: bool = True, echo=print,
+        executor: str = "serial", scheduler=None, timeout=None, echo=print,
         yes: bool = False, memory_limit: str | int | None = None) -> pd.DataFrame:
     """Run a suite and return the rows of its cells (stored before or now) as a DataFrame:
-    plan the cells, execute those not stored, record the run, summarize.
+    plan the cells, execute those not stored, record the run, summarize. The report is a
+    layer above (`mrbench.run` and `mrbench run` write it: report.after_run).
 
     executor: "serial" (this process; -j N > 1 or a timeout use worker processes) or "dask"
     (`scheduler`: an address such as tcp://host:8786, or a distributed.Client).
@@ -220,7 +210,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         if dry_run:
             return _dry_run(cells, statuses, todo, out, echo)
         if not todo:  # nothing to store: a read-only directory of complete results still reports
-            return _summarize(out, cells, [], progress, report, echo, suite_obj)
+            return _summarize(out, cells, [], progress, echo, suite_obj)
         check_writable(out)
         context = {"mrbench_version": __version__, "git_commit": git_commit(), "device": device_name(device),
                    "created_at": datetime.now(timezone.utc)}
@@ -244,7 +234,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
     finally:
         runner.close()
     bar.close()
-    return _summarize(out, cells, ran, progress, report, echo, suite_obj)
+    return _summarize(out, cells, ran, progress, echo, suite_obj)
 
 
 def _out_dir(out) -> Path:
@@ -283,9 +273,9 @@ def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, ech
     return frame
 
 
-def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, report: bool, echo,
-               suite_obj=None) -> pd.DataFrame:
-    """The run's rows; the leaderboard on the console and the report, when something new ran."""
+def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, echo, suite_obj=None) -> pd.DataFrame:
+    """The run's rows, the leaderboard on the console; `attrs` say where they are stored, what
+    is missing, whether anything new ran and which suite file the run loaded."""
     results = load_results(out)
     planned = {c.key: c for c in cells}
     results = results[results["cell_key"].isin(planned)].reset_index(drop=True)
@@ -297,19 +287,8 @@ def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, rep
     echo(f"{len(stored)} of {len(planned)} planned cells stored in {out}" + (
         f"; missing: {', '.join(f'{c.spec.name} {c.solver.label()} (seed {c.spec.seed})' for c in missing[:5])}"
         f"{' ...' if len(missing) > 5 else ''}" if missing else ""))
-    if report:
-        existing = out / REPORT_NAME
-        if any(status != SKIPPED for status in ran) or not existing.exists():  # else nothing new to show
-            from .report import write_report
-
-            # the suite this run loaded (the user's own choice) scores its claims
-            own = [suite_obj.path] if suite_obj is not None and getattr(suite_obj, "path", None) else []
-            try:
-                existing = write_report(out, suites=own)
-            except WriteError as exc:  # the results stand; only the page is missing
-                echo(f"report not written: {exc}")
-                return results
-        echo(f"report: {existing}")
+    results.attrs.update(out=str(out), news=any(status != SKIPPED for status in ran),
+                         suite_path=getattr(suite_obj, "path", None) or None)
     return results
 
 

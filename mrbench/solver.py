@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import importlib.util
+import inspect
 import json
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from .families import get
 
 
 class Solver:
@@ -42,8 +44,6 @@ class Solver:
         """Declared for the family, or (not an oracle) for one whose solvers it accepts."""
         if cls.families is None or family in cls.families:
             return True
-        from .families import get  # here: the families import this contract
-
         return not cls.requires_truth and bool(set(get(family).solvers_of) & set(cls.families))
 
     @property
@@ -138,8 +138,8 @@ def code_modules(cls: type) -> list[str]:
     return sorted(seen)
 
 
-# the contract, errors, spec parsing (a spec's values are in the cell key) and lazy imports
-_PLUMBING = {"mrbench.solver", "mrbench.errors", "mrbench.specs", "mrbench.lazy"}
+# the contract, errors, spec values and their validation (a spec's values are in the cell key), lazy imports
+_PLUMBING = {"mrbench.solver", "mrbench.errors", "mrbench.spec", "mrbench.families.fields", "mrbench.lazy"}
 
 
 def _source(module: str) -> str:

@@ -9,7 +9,6 @@ each cell's per-prompt mean NMSE (for paired comparisons) in `DIR/_prompts/`.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import warnings
 from pathlib import Path
@@ -20,7 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .atomic import _HOST, WriteError, atomic_write
 from .errors import UserError
+from .families import families, own_fields
 from .statuses import OK
 
 _SPEC = [
@@ -35,7 +36,8 @@ _RESULT = [
     ("solver_group", pa.string()), ("oracle", pa.bool_()), ("trained", pa.bool_()),
     ("k", pa.int64()), ("nmse", pa.float64()), ("nmse_se", pa.float64()),
     ("nmse_avg", pa.float64()), ("nmse_avg_se", pa.float64()),
-    ("excess_mse", pa.float64()), ("excess_mse_se", pa.float64()),
+]  # then each data family's own scores (excess_mse, ...), then:
+_RESULT_TAIL = [
     ("recovery_error", pa.float64()), ("recovery_error_se", pa.float64()),
     ("status", pa.string()), ("error", pa.string()),
     ("fit_seconds", pa.float64()), ("predict_seconds", pa.float64()),
@@ -50,14 +52,26 @@ RENAMED = {"solver_family": "solver_group"}  # columns of results written by old
 
 
 def schema() -> pa.Schema:
-    """The columns of a cell's rows: the registered data families' fields among the spec's."""
-    return pa.schema(_SPEC + _family_columns() + _RESULT)
+    """The columns of a cell's rows: the registered data families' fields among the spec's,
+    and their declared scores among the results."""
+    return pa.schema(_SPEC + _family_columns() + _RESULT + _score_columns() + _RESULT_TAIL)
 
 
 def _family_columns() -> list[tuple[str, pa.DataType]]:
-    from .families import own_fields
-
     return [(k, _TYPES[type(v)]) for k, v in own_fields().items()]
+
+
+def _score_columns() -> list[tuple[str, pa.DataType]]:
+    columns = {}
+    for family in families().values():
+        for name, kind in family.scores.items():
+            if kind not in _TYPES:
+                raise UserError(f"data family '{family.name}': score column '{name}' has type {kind.__name__}; "
+                                f"valid types: {', '.join(t.__name__ for t in _TYPES)}")
+            if columns.setdefault(name, _TYPES[kind]) != _TYPES[kind]:
+                raise UserError(f"data family '{family.name}': score column '{name}' is declared with another type "
+                                "by another family")
+    return list(columns.items())
 
 
 REJECTED = "_rejected"  # where cell files that fail verification are set aside (never deleted)
@@ -75,7 +89,7 @@ def verified(path: Path, s: pa.Schema | None = None) -> tuple[pa.Table | None, s
     except Exception as exc:  # damaged: the reader names the first thing it could not read
         return None, f"unreadable ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
     have = dict(zip([RENAMED.get(c, c) for c in table.column_names], table.schema.types))
-    optional = {name for name, _ in _family_columns()}
+    optional = {name for name, _ in _family_columns() + _score_columns()}
     missing = [f.name for f in s if f.name not in have and f.name not in optional]
     if missing:
         return None, f"not a cell file: no column {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
@@ -205,27 +219,6 @@ class Store:
         """The cell's per-prompt mean NMSE over k = 1..k_max (None for cells stored without)."""
         f = self._prompts_path(key)
         return np.load(f) if f.exists() else None
-
-
-_HOST = socket.gethostname().replace(".", "_")
-
-
-class WriteError(UserError):
-    """A file could not be written (read-only or full disk): one line with the path and the reason."""
-
-
-def atomic_write(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")  # whose it is, for sweep()
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # nothing half-written stays behind
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def check_writable(root: Path) -> None:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import mrbench
-from mrbench.specs import load_suite
+from mrbench.suites import load_suite
 from mrbench.transformer import checkpoints
 
 QUICK = dict(suite="quick", solvers="transformer", progress=False, report=False)

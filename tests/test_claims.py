@@ -10,8 +10,8 @@ import pytest
 import mrbench
 from mrbench import claims
 from mrbench.errors import UserError
-from mrbench.specs import load_suite
 from mrbench.store import Store
+from mrbench.suites import load_suite
 
 SUITE = """
 [suite]
@@ -131,7 +131,7 @@ def test_the_ratio_interval_is_the_paired_delta_method(measured):
 
 
 def slope_rows(ns, errs, ses):
-    return pd.DataFrame([{"spec": f"s{n}", "label": "x", "k": 5, "k_max": n, "excess_mse": e, "excess_mse_se": se,
+    return pd.DataFrame([{"spec": f"s{n}", "family": "sample", "label": "x", "k": 5, "k_max": n, "excess_mse": e, "excess_mse_se": se,
                           "seed": 0, "status": "ok", "section": "s", "cell_key": f"c{n}"}
                          for n, e, se in zip(ns, errs, ses)])
 

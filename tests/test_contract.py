@@ -1,7 +1,7 @@
 """Every registered solver (and the example plugin, and any --plugin FILE) against the contract."""
 import pytest
-
 from conftest import EXAMPLE_PLUGIN
+
 from mrbench import checks
 from mrbench.errors import SkipSolver
 from mrbench.registry import load_plugin, load_registry

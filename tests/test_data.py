@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from mrbench.data import CHUNK, make_dataset, make_pool
-from mrbench.specs import make_spec
+from mrbench.data import CHUNK, make_dataset
+from mrbench.families import make_spec
+from mrbench.prompts import make_pool
 
 
 def spec(**kw):

@@ -8,9 +8,9 @@ from scipy.special import logsumexp
 
 import mrbench
 from mrbench.checks import tiny_dataset
-from mrbench.solvers.estimation import Stats, batch_em, sphere
 from mrbench.metrics import pool_metrics
 from mrbench.registry import load_registry
+from mrbench.solvers.estimation import Stats, batch_em, sphere
 
 POOL_SOLVERS = ["em", "altmin", "kong2020", "em[init=spectral]"]
 

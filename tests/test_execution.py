@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mrbench
 from mrbench.errors import UserError
-from mrbench.specs import load_suite
+from mrbench.suites import load_suite
 
 SUITE = """
 [suite]

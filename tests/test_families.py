@@ -7,14 +7,14 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal, norm
 
-from mrbench.data import Dataset, Prompts, hide_query, make_dataset, train_data
+from mrbench.data import make_dataset, train_data
 from mrbench.errors import UserError
-from mrbench.families import families, get
+from mrbench.families import families, get, make_spec
 from mrbench.families.subgroup import input_scales
 from mrbench.metrics import nmse_curve
 from mrbench.predictors import posterior_mean
+from mrbench.prompts import Prompts, hide_query
 from mrbench.registry import load_registry
-from mrbench.specs import load_suite, make_spec
 
 LAW = {"prompt": {}, "sample": {"snr": 2.0, "m": 3}, "sample:gaussian": {"snr": 2.0, "m": 3, "prior": "gaussian"},
        "subgroup": {"x_spread": 1.0}}
@@ -161,3 +161,53 @@ class Echo(PromptFamily):
 
     rows = pd.read_parquet(tmp_path / "res")
     assert set(rows["family"]) == {"echo"} and set(rows["gain"]) == {2.0} and set(rows["status"]) == {"ok"}
+
+
+def test_a_family_adds_a_score_column_from_one_file(cli, tmp_path):
+    """A family's declared score columns reach the store, with their values; a column it
+    returns without declaring it fails the cell, naming the column, and the run goes on."""
+    plugin = tmp_path / "scored.py"
+    plugin.write_text('''
+import numpy as np
+from mrbench.families.prompt import PromptFamily
+
+class Scored(PromptFamily):
+    name = "scored"
+    scores = {"abs_err": float, "abs_err_se": float}
+
+    def curve_scores(self, ds, pred):
+        err = np.abs(pred - ds.test.y)
+        return {"abs_err": err.mean(0), "abs_err_se": err.std(0, ddof=1) / np.sqrt(len(err))}
+
+class Leaky(PromptFamily):
+    name = "leaky"
+
+    def curve_scores(self, ds, pred):
+        return {"undeclared_err": np.abs(pred - ds.test.y).mean(0)}
+''')
+    suite = tmp_path / "scored.toml"
+    suite.write_text('[suite]\nname = "scored"\n[defaults]\nd = 4\nm = 3\nk_max = 8\nn_test = 50\n'
+                     '[sections.one]\nfamily = "scored"\nsolvers = ["ols", "ridge"]\n'
+                     '[sections.two]\nfamily = "leaky"\nsolvers = ["ols"]\n')
+    code, out, err = cli("run", "--plugin", plugin, "--suite", suite, "--out", tmp_path / "res", "--quiet",
+                         "--save-predictions")
+    assert code == 1, err  # the leaky cell failed
+    import pandas as pd
+
+    from mrbench.store import Store
+
+    rows = pd.read_parquet(tmp_path / "res")
+    scored = rows[rows["family"] == "scored"]
+    assert set(scored["status"]) == {"ok"} and len(scored) == 2 * 9
+    cell = scored[scored["solver"] == "ridge"]
+    pred = Store(tmp_path / "res").predictions(cell["cell_key"].iloc[0])
+    from mrbench.data import make_dataset
+    from mrbench.families import make_spec
+    from mrbench.registry import load_plugin
+
+    load_plugin(plugin)
+    ds = make_dataset(make_spec(dict(family="scored", d=4, m=3, k_max=8, n_test=50)))
+    # the stored predictions are float32: the score was computed from the float64 ones
+    np.testing.assert_allclose(cell.sort_values("k")["abs_err"], np.abs(pred - ds.test.y).mean(0), rtol=1e-6)
+    (leaky,) = rows[rows["family"] == "leaky"].itertuples()
+    assert leaky.status == "failed" and "undeclared_err" in leaky.error and "undeclared_err" not in rows

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import EXAMPLE_PLUGIN
 
 import mrbench
-from conftest import EXAMPLE_PLUGIN
 from mrbench.store import schema
 
 TINY = """
@@ -176,7 +176,7 @@ def test_fig2_acceptance_on_quick_sigma1(tmp_path):
                         out=out, save_predictions=True, progress=False)
     assert (frame.status == "ok").all() and frame.spec.nunique() == 2
     store = mrbench.store.Store(out)
-    for spec in (s for s in mrbench.specs.load_suite("quick").specs if s.sigma == 1):
+    for spec in (s for s in mrbench.suites.load_suite("quick").specs if s.sigma == 1):
         part = frame[frame.spec == spec.name]
         pm = part[part.label == "posterior_mean"].set_index("k")
         late = pm.loc[20:, "nmse"]
@@ -207,10 +207,10 @@ class _Reader(mrbench.Solver):
 def test_fit_time_excludes_drawing_the_shared_training_set():
     from mrbench.cells import run_cell
     from mrbench.data import make_dataset
-    from mrbench.specs import make_spec
+    from mrbench.families import make_spec
 
     ds = make_dataset(make_spec(dict(d=20, m=5, sigma=1.0, k_max=60, n_train=20000, n_test=8)))
-    rows, _ = run_cell("key", ds.spec, lambda: ds, _Reader(), "cpu", {}, {})
+    rows, _, _ = run_cell("key", ds.spec, lambda: ds, _Reader(), "cpu", {}, {})
     assert rows.status.iloc[0] == "ok" and ds.train.generation_seconds > 0.05
     assert rows.fit_seconds.iloc[0] < ds.train.generation_seconds / 10
 

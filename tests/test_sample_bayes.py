@@ -3,10 +3,11 @@ labeling), and no solver beating it beyond sampling error on the family's own la
 import numpy as np
 import pytest
 
-from mrbench.data import hide_query, make_dataset
+from mrbench.data import make_dataset
+from mrbench.families import make_spec
 from mrbench.families.sample_posterior import enumerate_posterior_mean, posterior_mean
+from mrbench.prompts import hide_query
 from mrbench.registry import instantiate, load_registry, parse_solver_arg
-from mrbench.specs import make_spec
 
 
 def tiny_prompts(K, pi, symmetric, P, n=5, d=2, sigma=0.5, snr=3.0, seed=0):

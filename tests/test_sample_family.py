@@ -6,9 +6,9 @@ import torch
 import mrbench
 from mrbench.data import make_dataset
 from mrbench.errors import UserError
+from mrbench.families import make_spec
 from mrbench.metrics import excess_curve
 from mrbench.registry import instantiate, load_registry, parse_solver_arg
-from mrbench.specs import make_spec
 
 
 def spec(**kw):
@@ -118,7 +118,7 @@ def test_jin_sweeps_have_an_oracle_that_is_not_zero():
     import dataclasses
 
     from mrbench.data import make_dataset
-    from mrbench.specs import load_suite
+    from mrbench.suites import load_suite
 
     suite = load_suite("jin2024")
     for spec in suite.specs:

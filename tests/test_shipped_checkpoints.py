@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from mrbench.data import hide_query, make_dataset
+from mrbench.data import make_dataset, oracle_predictions
 from mrbench.metrics import nmse_curve
-from mrbench.predictors import argmin, oracle_predictions
+from mrbench.predictors import argmin
+from mrbench.prompts import hide_query
 from mrbench.solvers.least_squares import OLS
 from mrbench.solvers.transformer import Transformer
-from mrbench.specs import load_suite
+from mrbench.suites import load_suite
 from mrbench.transformer import checkpoints
 
 # sigma = 1: the largest mean NMSE ratio to the oracle posterior mean over k = 1..60;

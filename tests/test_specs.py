@@ -1,10 +1,12 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mrbench.errors import UserError
-from mrbench.specs import builtin_suites, filter_specs, load_suite, make_spec
+from mrbench.families import make_spec
+from mrbench.suites import builtin_suites, filter_specs, load_suite
 
 
 def write(tmp_path, body, name="s.toml"):

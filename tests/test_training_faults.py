@@ -29,7 +29,7 @@ def suite(tmp_path):
 
 
 def _state(tmp_path, suite):
-    from mrbench.specs import load_suite
+    from mrbench.suites import load_suite
 
     name = checkpoints.key(load_suite(suite).specs[0], "tiny", 0.0)
     return tmp_path / "ck" / f"{name}.state.safetensors", tmp_path / "ck" / f"{name}.state.json"

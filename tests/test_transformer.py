@@ -11,10 +11,10 @@ import torch
 
 import mrbench
 from mrbench.checks import tiny_dataset
-from mrbench.specs import train_spec
+from mrbench.spec import train_spec
 from mrbench.transformer import checkpoints
-from mrbench.transformer.model import PRESETS, Config, InContextRegressor
-from mrbench.transformer.train import Recipe, Sampler, predict, train_model
+from mrbench.transformer.model import PRESETS, Config, InContextRegressor, predict
+from mrbench.transformer.train import Recipe, Sampler, train_model
 
 TINY_SUITE = """
 [suite]
@@ -107,7 +107,7 @@ def test_skipped_on_cpu_without_checkpoint_names_mrbench_train(tmp_path, monkeyp
     budget = f"about {RECIPES['cpu'].seconds:.0f} s on the CPU (cpu recipe"  # the recipe's budget
     assert frame.error.str.contains(budget, regex=False).all()
     assert frame.error.str.contains("mrbench train --suite pathak2023 --preset small`").all()
-    from mrbench.specs import make_spec
+    from mrbench.families import make_spec
     from mrbench.solvers.transformer import Transformer
 
     fixed = make_spec({"d": 20, "m": 5, "k_max": 60, "n_train": 15000, "suite": "pathak2023"}).with_seed(2)
@@ -133,7 +133,7 @@ def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
         assert len(meta["final"]["ratio_per_k"]) == 8 and meta["steps"] == 60 and len(meta["evals"]) == 2
         assert {"config", "training", "samples", "wall_seconds", "first_step_seconds", "device", "mrbench_version",
                 "git_commit"} <= set(meta)
-        table = subprocess.run([sys.executable, "-m", "benchmarks.bench_transformer", "quality", env_cache / "checkpoints"],
+        table = subprocess.run([sys.executable, "-m", "studies.transformer", "quality", env_cache / "checkpoints"],
                                cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True).stdout
         assert f"{files[0].stem} | 3 | 0.5 | tiny | lr 0.003, batch 32, uniform weights, curriculum | - | - | - |" in table
         assert "/60 step [" in err and ".000" not in err  # whole steps in the progress bar
@@ -169,7 +169,8 @@ def test_trains_on_the_sample_level_family(n_train):
 
 
 def test_oracle_position_weights_track_the_oracle_error():
-    from mrbench.transformer.train import oracle_predictions, position_weights
+    from mrbench.data import oracle_predictions
+    from mrbench.transformer.train import position_weights
 
     ds = tiny_dataset(n_train=None, sigma=0.5)
     w = position_weights(ds.train, n=2000).numpy().astype(np.float64)
@@ -253,8 +254,8 @@ def test_compiled_bf16_training_never_recompiles():
 
 
 def test_evaluator_uses_the_training_distribution_and_reports_ols_and_argmin_at_sigma_zero():
-    from mrbench.specs import make_spec
-    from mrbench.transformer.command import evaluator, summary
+    from mrbench.families import make_spec
+    from mrbench.training import evaluator, summary
 
     model = InContextRegressor(Config(d=4, max_pairs=9, **PRESETS["tiny"])).eval()
     base = dict(d=4, m=3, k_max=8, n_test=50, sigma=0.5)
@@ -268,8 +269,8 @@ def test_evaluator_uses_the_training_distribution_and_reports_ols_and_argmin_at_
 
 
 def test_checkpoint_names_for_every_seed_of_a_fixed_training_set():
-    from mrbench.specs import make_spec
-    from mrbench.transformer.command import needed_checkpoints
+    from mrbench.families import make_spec
+    from mrbench.training import needed_checkpoints
 
     stream, fixed = make_spec(dict(d=4, m=3, k_max=8)), make_spec(dict(d=4, m=3, k_max=8, n_train=64))
     assert len(needed_checkpoints([stream], "tiny", 0.0, seeds=3)) == 3
@@ -372,7 +373,8 @@ def test_fine_tuning_starts_from_the_given_weights():
 
 def test_checkpoint_keys_survive_new_spec_fields():
     """Shipped checkpoints are found by key: a field added to Spec must not rename them."""
-    from mrbench.specs import Spec, load_suite
+    from mrbench.spec import Spec
+    from mrbench.suites import load_suite
 
     (spec,) = [s for s in load_suite("quick").specs if s.m == 5 and s.sigma == 1]
     assert checkpoints.key(spec, "cpu", 0.0) == "cpu-aef67ab8a547e4df"  # the name shipped for quick.toml

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrbench.errors import UserError
-from mrbench.specs import filter_specs, load_suite
+from mrbench.suites import filter_specs, load_suite
 from mrbench.where import evaluate
 
 ATTACKS = [

@@ -16,7 +16,6 @@ from typing import Callable
 
 from ..errors import UserError
 from ..registry import load_registry
-from ..specs import train_spec
 from ..statuses import FAILED, TIMEOUT
 from .tasks import Task, execute, write_failure
 
@@ -242,15 +241,11 @@ class _Board:
                 return None
             mine = self.busy.get(worker)
             others = {g for w, g in self.busy.items() if w != worker}
-            pick = (next((t for t in self.tasks if _group(t) == mine), None)
-                    or next((t for t in self.tasks if _group(t) not in others), None) or self.tasks[0])
+            pick = (next((t for t in self.tasks if t.train_spec() == mine), None)
+                    or next((t for t in self.tasks if t.train_spec() not in others), None) or self.tasks[0])
             self.tasks.remove(pick)
-            self.busy[worker] = _group(pick)
+            self.busy[worker] = pick.train_spec()
             return pick
-
-
-def _group(task: Task):
-    return train_spec(task.cells[0].spec)
 
 
 def run_local(tasks: list[Task], slots: list[Slot], timeout: float | None, on_done: Callable) -> None:

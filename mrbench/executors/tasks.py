@@ -13,9 +13,8 @@ from typing import Callable
 
 from ..cells import base_row, frame, run_cell
 from ..data import make_dataset, train_data
-from ..metrics import prompt_nmse
 from ..registry import instantiate, load_registry
-from ..specs import Spec, train_spec
+from ..spec import Spec, train_spec
 from ..store import Store
 
 
@@ -36,6 +35,10 @@ class Task:
     device: str
     context: dict
 
+    def train_spec(self) -> Spec:
+        """The training distribution its cells share (one per task)."""
+        return train_spec(self.cells[0].spec)
+
     def rest(self, done: set[str]) -> "Task":
         return dataclasses.replace(self, cells=[c for c in self.cells if c.key not in done])
 
@@ -54,15 +57,15 @@ def _solver(task: Task, job: CellJob):
 def _dataset(spec: Spec):
     """Datasets are cached per process: the current training distribution's training set (the
     big one) and the test sets of its last few specs."""
-    tkey = train_spec(spec)
-    if tkey not in _trains:
+    train = train_spec(spec)
+    if train not in _trains:
         # A test dataset holds its training set: drop them together, or cached test sets would
         # keep old training sets (300 MB at n = 60000) alive.
         _trains.clear()
         _tests.clear()
-        _trains[tkey] = train_data(spec)
+        _trains[train] = train_data(spec)
     if spec not in _tests:
-        _tests[spec] = make_dataset(spec, _trains[tkey])
+        _tests[spec] = make_dataset(spec, _trains[train])
         while len(_tests) > 16:
             _tests.popitem(last=False)
     return _tests[spec]
@@ -73,9 +76,8 @@ def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable
     store, fits = Store(task.out), {}
     for job in task.cells:
         on_start(job.key)
-        rows, pred = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job), task.device,
-                              task.context, fits)
-        scores = None if pred is None else prompt_nmse(pred, _dataset(job.spec).test.y, job.spec.d)
+        rows, pred, scores = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job),
+                                      task.device, task.context, fits)
         store.write(job.key, rows, pred if job.keep_predictions else None, scores)
         on_done(job.key, rows["status"].iloc[0])
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ..errors import UserError
+from ..prompts import hide_query
 
 
 class Family:
@@ -22,7 +23,14 @@ class Family:
     oracle: ClassVar[str] = ""  # the registered solver that is Bayes-optimal on it
     solvers: ClassVar[tuple[type, ...]] = ()  # Solver classes it brings (its oracle, when no module has it)
     solvers_of: ClassVar[tuple[str, ...]] = ()  # non-oracle solvers declared for these families apply too
-    shifts: ClassVar[bool] = False  # test-time shifts (shift_kind) apply
+    # test-time shifts it takes: shift_kind -> (shift_value's neutral default, must it be > 0)
+    shift_kinds: ClassVar[dict[str, tuple[float, bool]]] = {}
+    # fields a claim may fit a slope over (the common ones d, m, sigma, k_max, n_train always)
+    slope_fields: ClassVar[tuple[str, ...]] = ()
+    # the extra per-k columns curve_scores returns and their types: the store's schema holds
+    # them; a column returned and not declared here fails the cell
+    scores: ClassVar[dict[str, type]] = {}
+    slope_score: ClassVar[str | None] = None  # the column of `scores` (with its `_se`) a slope claim fits at k = k_max
     panels: ClassVar[tuple[str, ...]] = ()  # report panels beyond the NMSE curves: "shifts", "probe", "excess"
     noiseless_ok: ClassVar[bool] = True  # sigma = 0 is a valid spec
 
@@ -57,7 +65,7 @@ class Family:
     def pool(self, spec) -> np.ndarray:
         """Parameters of the training distribution drawn once per (d, m, pool_seed): by default
         m components uniform on the sphere of radius sqrt(d)."""
-        from ..data import make_pool
+        from ..prompts import make_pool
 
         return make_pool(spec.d, spec.m, spec.pool_seed)
 
@@ -75,13 +83,19 @@ class Family:
         coordinates (the dimension curriculum) when dims < d."""
         raise NotImplementedError
 
-    def oracle_predictions(self, ds) -> np.ndarray:
-        """The Bayes-optimal predictions on a dataset's test prompts: (n, P)."""
+    def bayes(self, spec, x: np.ndarray, y: np.ndarray, truth, seed: int = 0) -> np.ndarray:
+        """The Bayes-optimal prediction at every position of prompts (x, y) of `spec`, the
+        queries' labels hidden, given what oracles see (`truth`): (n, P). The family's oracle
+        solver predicts with it; `seed` for a Monte Carlo one."""
         raise NotImplementedError
+
+    def oracle_predictions(self, ds) -> np.ndarray:
+        """The reference on a dataset's test prompts: the oracle solver's predictions there."""
+        return self.bayes(ds.spec, ds.test.x, hide_query(ds.test.y), ds.truth, seed=ds.spec.seed)
 
     # -- scores -------------------------------------------------------------------------------
     def curve_scores(self, ds, pred: np.ndarray) -> dict[str, np.ndarray]:
-        """Extra per-k result columns (each with its `_se`) beyond the NMSE."""
+        """Extra per-k result columns beyond the NMSE, those declared in `scores`."""
         return {}
 
 

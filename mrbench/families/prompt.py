@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import Prompts, Truth, components, hide_query, rowdot
 from ..predictors import posterior_mean
+from ..prompts import Prompts, Truth, components, rowdot
 from .base import Family, weights
 
 
@@ -36,7 +36,7 @@ class PromptFamily(Family):
     name = "prompt"
     description = "one component per prompt from a fixed pool (Pathak et al. 2023)"
     oracle = "posterior_mean"
-    shifts = True
+    shift_kinds = {"covariate_scale": (1.0, True), "weight_scale": (1.0, True), "weight_shift": (0.0, False)}
     panels = ("shifts", "probe")
 
     def draw(self, spec, pool, n, P, rng, test=False):
@@ -63,5 +63,5 @@ class PromptFamily(Family):
 
         return sample
 
-    def oracle_predictions(self, ds):
-        return posterior_mean(ds.test.x, hide_query(ds.test.y), ds.truth.pool, ds.truth.sigma, ds.truth.pi)
+    def bayes(self, spec, x, y, truth, seed=0):
+        return posterior_mean(x, y, truth.pool, truth.sigma, truth.pi)

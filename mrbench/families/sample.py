@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from ..data import Prompts, Truth, components, make_pool, rowdot
 from ..metrics import excess_curve
+from ..prompts import Prompts, Truth, components, make_pool, rowdot
 from . import sample_posterior
 from .base import Family, _invalid, weights
 
@@ -46,6 +46,9 @@ class SampleFamily(Family):
     fields = {"snr": 1.0, "components": "per_prompt", "symmetric": False, "prior": "sphere"}
     oracle = "sample_bayes"
     panels = ("excess",)
+    slope_fields = ("snr",)
+    scores = {"excess_mse": float, "excess_mse_se": float}
+    slope_score = "excess_mse"
     noiseless_ok = False  # ||beta|| = snr * sigma
 
     def validate(self, where, values, spec):
@@ -104,8 +107,8 @@ class SampleFamily(Family):
 
         return sample
 
-    def oracle_predictions(self, ds):
-        return bayes_predictions(ds.spec, ds.test.x, ds.test.y, ds.test.coef, seed=ds.spec.seed)[0]
+    def bayes(self, spec, x, y, truth, seed=0):
+        return bayes_predictions(spec, x, y, truth.coef_for(x), seed=seed)[0]
 
     def curve_scores(self, ds, pred):
         excess, se = excess_curve(pred, ds.test.x, ds.test.coef)

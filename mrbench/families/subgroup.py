@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import Prompts, Truth, components, hide_query, rowdot
 from ..predictors import component_predictions, posterior_weights, prefix_residuals
-from ..solver import Solver
+from ..prompts import Prompts, Truth, components, rowdot
 from .base import Family, _invalid, weights
 
 _SCALES = 0x5CA1E
@@ -39,29 +38,11 @@ def subgroup_posterior_mean(x, y, pool, scales, sigma: float, pi) -> np.ndarray:
     return np.einsum("nkm,nkm->nk", w, preds)
 
 
-class SubgroupOracle(Solver):
-    """Knows the pool, the input covariances, pi and sigma: the posterior mean above."""
-
-    name = "subgroup_oracle"
-    requires_truth = True
-    group = "oracle"
-    families = ("subgroup",)
-
-    def fit(self, train, truth=None):
-        self.truth_ = truth
-        return self
-
-    def predict(self, x, y):
-        t = self.truth_
-        return subgroup_posterior_mean(x, y, t.pool, t.extra["scales"], t.sigma, t.pi)
-
-
 class SubgroupFamily(Family):
     name = "subgroup"
     description = "one component per prompt, each with its own input covariance"
     fields = {"x_spread": 1.0}
     oracle = "subgroup_oracle"
-    solvers = (SubgroupOracle,)
     solvers_of = ("prompt",)  # y | x, j is the prompt family's: pool estimates (EM, ...) apply
 
     def validate(self, where, values, spec):
@@ -100,6 +81,5 @@ class SubgroupFamily(Family):
 
         return sample
 
-    def oracle_predictions(self, ds):
-        t = ds.truth
-        return subgroup_posterior_mean(ds.test.x, hide_query(ds.test.y), t.pool, t.extra["scales"], t.sigma, t.pi)
+    def bayes(self, spec, x, y, truth, seed=0):
+        return subgroup_posterior_mean(x, y, truth.pool, truth.extra["scales"], truth.sigma, truth.pi)

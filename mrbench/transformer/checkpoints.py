@@ -20,9 +20,10 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import UserError
-from ..families import own_fields
-from ..specs import Spec, make_spec, train_spec
+from ..families import make_spec, own_fields
+from ..spec import Spec, train_spec
 
 
 class CheckpointError(ValueError):
@@ -98,7 +99,6 @@ def digest(path: Path) -> str:
 def save(model, meta: dict, directory: Path, name: str) -> Path:
     from safetensors.torch import save
 
-    from ..store import atomic_write  # here: the store imports pandas and pyarrow, lookups need neither
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.safetensors"

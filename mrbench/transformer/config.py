@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
-
 TOKEN_FORMATS = ("interleaved", "pairs")
 
 

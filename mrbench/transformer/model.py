@@ -11,6 +11,7 @@ every prefix length is predicted in one causal forward pass.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -75,3 +76,16 @@ class InContextRegressor(nn.Module):
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@torch.no_grad()
+def predict(model: InContextRegressor, x: np.ndarray, y: np.ndarray, device: str = "cpu",
+            chunk: int = 1024) -> np.ndarray:
+    """The model's predictions at every position of prompts (x, y), in float64: (n, P); NaN
+    labels (the hidden queries) read as 0."""
+    out = []
+    for lo in range(0, len(x), chunk):
+        xb = torch.as_tensor(x[lo:lo + chunk], dtype=torch.float32, device=device)
+        yb = torch.nan_to_num(torch.as_tensor(y[lo:lo + chunk], dtype=torch.float32, device=device))
+        out.append(model(xb, yb).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64)

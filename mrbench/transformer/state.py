@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
+
 
 def paths(prefix: Path) -> tuple[Path, Path]:
     return Path(f"{prefix}.state.safetensors"), Path(f"{prefix}.state.json")
@@ -21,7 +23,6 @@ def exists(prefix: Path) -> bool:
 def save(prefix: Path, model, opt, gen: torch.Generator, hist, meta: dict) -> None:
     from safetensors.torch import save as to_bytes
 
-    from ..store import atomic_write
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_state = opt.state_dict()

@@ -14,12 +14,10 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from ..data import TrainData, make_dataset
+from ..data import TrainData, make_dataset, oracle_predictions
 from ..families import family_of
-from ..predictors import oracle_predictions
 from ..solver import one_of
 from .config import RECIPES, Recipe  # noqa: F401  (re-exported)
 from .model import Config, InContextRegressor
@@ -155,6 +153,117 @@ def position_weights(train: TrainData, n: int = 4096) -> torch.Tensor:
     return torch.as_tensor(w / w.mean(), dtype=torch.float32)
 
 
+class Curriculum:
+    """Pairs and dims trained on, from the position in the budget: the first length is held
+    until the loss leaves the initial plateau (or HOLD_AT_MOST of the budget has passed), then
+    grows; it never shrinks, also when a resumed run extends the budget. Kept in `hist`."""
+
+    def __init__(self, recipe: Recipe, hist: History, P: int, d: int):
+        self.recipe, self.hist, self.P, self.d = recipe, hist, P, d
+
+    @property
+    def on_plateau(self) -> bool:
+        return self.recipe.curriculum and not self.recipe.phase_steps and self.hist.grow_from is None
+
+    def advance(self, step: int, elapsed: float) -> None:
+        r, h = self.recipe, self.hist
+        if self.on_plateau and _progress(step, 0, r.steps, r, elapsed) >= HOLD_AT_MOST:
+            h.grow_from = HOLD_AT_MOST
+        h.pairs = max(h.pairs, pairs_at(step, r, r.steps, self.P, elapsed, h.grow_from))
+        h.dims = max(h.dims, dims_at(step, r, r.steps, self.d, elapsed, h.grow_from))
+
+    def observe(self, step: int, loss: torch.Tensor, y: torch.Tensor, elapsed) -> None:
+        """After a step on the plateau: has the training loss left it? (`elapsed()`: where.)"""
+        if not self.on_plateau:
+            return
+        h = self.hist
+        now = [loss.item(), (y[:, : h.pairs].float() ** 2).mean().item()]
+        ema = h.plateau_ema or now
+        h.plateau_ema = [0.98 * a + 0.02 * b for a, b in zip(ema, now)]
+        if step >= 100 and h.plateau_ema[0] < PLATEAU_EXIT * h.plateau_ema[1]:
+            h.grow_from = _progress(step, 0, self.recipe.steps, self.recipe, elapsed())
+
+
+class Clock:
+    """Training seconds, kept in `hist`: after the first step of each process (which compiles on
+    CUDA), without evaluations."""
+
+    def __init__(self, hist: History, cuda: bool):
+        self.hist, self.cuda = hist, cuda
+        self.start = self.now()
+
+    def now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.hist.seconds + time.perf_counter() - self.start
+
+    def first_step_done(self) -> None:
+        self.hist.first_step_seconds += self.now() - self.start
+        self.start = self.now()
+
+    def pause(self) -> None:
+        if self.start is not None:
+            self.hist.seconds += self.now() - self.start
+            self.start = None
+
+    def resume(self) -> None:
+        self.start = self.now()
+
+
+class Evaluations:
+    """`evaluate(model) -> dict` every `eval_every` steps or `eval_seconds` training seconds,
+    recorded in `hist.evals` with the position it was made at."""
+
+    def __init__(self, evaluate, recipe: Recipe, hist: History):
+        self.evaluate, self.recipe, self.hist = evaluate, recipe, hist
+        self.due_at = (hist.evals[-1]["seconds"] if hist.evals else 0.0) + (recipe.eval_seconds or math.inf)
+
+    def due(self, step: int, elapsed: float) -> bool:
+        return self.evaluate is not None and ((step + 1) % self.recipe.eval_every == 0 or elapsed >= self.due_at)
+
+    def run(self, model: InContextRegressor, step: int) -> None:
+        h = self.hist
+        model.eval()
+        h.evals.append({"step": step + 1, "seconds": h.seconds, "samples": h.samples, "pairs": h.pairs,
+                        **self.evaluate(model)})
+        model.train()
+        self.due_at = h.seconds + (self.recipe.eval_seconds or math.inf)
+
+
+class StateSaver:
+    """The training state under the path prefix `path` (None: nowhere), saved when asked and
+    every `every` wall seconds."""
+
+    def __init__(self, path, every: float, model, opt, gen, hist: History, meta: dict):
+        self.path, self.every, self.parts, self.meta = path, every, (model, opt, gen, hist), meta
+        self.last = time.perf_counter()
+
+    def save(self) -> None:
+        from . import state as saved
+
+        if self.path is not None:
+            saved.save(self.path, *self.parts, self.meta)
+        self.last = time.perf_counter()
+
+    def periodic(self) -> None:
+        if time.perf_counter() - self.last >= self.every:
+            self.save()
+
+
+def _set_lr(opt, step: int, recipe: Recipe, hist: History, elapsed: float) -> None:
+    """The schedule's rate, never above the lowest reached after the warm-up (hist.lr_cap)."""
+    lr = lr_at(step, recipe, recipe.steps, elapsed)
+    if hist.lr_cap is not None:
+        lr = min(lr, hist.lr_cap)
+    if warmed_up(step, recipe, recipe.steps, elapsed):
+        hist.lr_cap = lr
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
 def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cpu", seed: int = 0,
                 evaluate=None, progress: bool = True, state=None, resume: bool = False,
                 state_every: float = 120.0, init=None) -> tuple[InContextRegressor, History]:
@@ -184,46 +293,25 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=cuda or None)
     hist = History()
     if resume and state is not None and saved.exists(state):
-        doc = saved.load(state, model, opt, gen)
-        hist = History(**doc["history"])
+        hist = History(**saved.load(state, model, opt, gen)["history"])
         hist.resumed_at.append(hist.steps)
     bf16 = cuda if recipe.bf16 is None else recipe.bf16
     compiled = cuda if recipe.compile is None else recipe.compile
     # the uncompiled model evaluates and predicts: other batch sizes never recompile
     step_fn = torch.compile(model) if compiled else model
-    sample, P = Sampler(train, device, gen), cfg.max_pairs
-
-    def save_state():
-        if state is not None:
-            saved.save(state, model, opt, gen, hist, {"recipe": recipe.to_dict(), "config": cfg.to_dict(),
-                                                      "training": train.spec.canonical(), "seed": seed})
-
-    def clock() -> float:
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    bar = _Bar(recipe, hist, progress)
-    first, start, last_save = hist.steps, clock(), time.perf_counter()
-    next_eval = (hist.evals[-1]["seconds"] if hist.evals else 0.0) + (recipe.eval_seconds or math.inf)
+    sample, curriculum = Sampler(train, device, gen), Curriculum(recipe, hist, cfg.max_pairs, cfg.d)
+    saver = StateSaver(state, state_every, model, opt, gen, hist, {
+        "recipe": recipe.to_dict(), "config": cfg.to_dict(), "training": train.spec.canonical(), "seed": seed})
+    evals, bar, first = Evaluations(evaluate, recipe, hist), _Bar(recipe, hist, progress), hist.steps
+    clock = Clock(hist, cuda)
     model.train()
     try:
         for step in range(first, recipe.steps):
-            elapsed = hist.seconds + time.perf_counter() - start
+            elapsed = clock.elapsed()
             if recipe.seconds is not None and elapsed >= recipe.seconds:
                 break
-            lr = lr_at(step, recipe, recipe.steps, elapsed)
-            if hist.lr_cap is not None:
-                lr = min(lr, hist.lr_cap)
-            if warmed_up(step, recipe, recipe.steps, elapsed):
-                hist.lr_cap = lr
-            for group in opt.param_groups:
-                group["lr"] = lr
-            plateau = recipe.curriculum and not recipe.phase_steps and hist.grow_from is None
-            if plateau and _progress(step, 0, recipe.steps, recipe, elapsed) >= HOLD_AT_MOST:
-                hist.grow_from = HOLD_AT_MOST
-            hist.pairs = max(hist.pairs, pairs_at(step, recipe, recipe.steps, P, elapsed, hist.grow_from))
-            hist.dims = max(hist.dims, dims_at(step, recipe, recipe.steps, cfg.d, elapsed, hist.grow_from))
+            _set_lr(opt, step, recipe, hist, elapsed)
+            curriculum.advance(step, elapsed)
             # compiled: full prompts and a masked loss (fixed shapes); else prompts that long
             x, y = sample(recipe.batch_size, None if compiled else hist.pairs, hist.dims)
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
@@ -235,44 +323,27 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if plateau and hist.grow_from is None:  # still on the plateau: has the loss left it?
-                now = [loss.item(), (y[:, : hist.pairs].float() ** 2).mean().item()]
-                ema = hist.plateau_ema or now
-                hist.plateau_ema = [0.98 * a + 0.02 * b for a, b in zip(ema, now)]
-                if step >= 100 and hist.plateau_ema[0] < PLATEAU_EXIT * hist.plateau_ema[1]:
-                    hist.grow_from = _progress(step, 0, recipe.steps, recipe, hist.seconds + time.perf_counter() - start)
+            curriculum.observe(step, loss, y, clock.elapsed)
             hist.steps, hist.samples = step + 1, hist.samples + recipe.batch_size
             if step == first:  # compilation happens here; the clocks start after it
-                hist.first_step_seconds += clock() - start
-                start = clock()
+                clock.first_step_done()
             if step % 50 == 0 or step == recipe.steps - 1:
                 hist.loss.append(loss.item())
-            elapsed = hist.seconds + time.perf_counter() - start
-            if evaluate is not None and ((step + 1) % recipe.eval_every == 0 or elapsed >= next_eval):
-                hist.seconds += clock() - start
-                start = None  # evaluations are not training time
-                model.eval()
-                hist.evals.append({"step": step + 1, "seconds": hist.seconds, "samples": hist.samples,
-                                   "pairs": hist.pairs, **evaluate(model)})
-                model.train()
-                next_eval = hist.seconds + (recipe.eval_seconds or math.inf)
+            if evals.due(step, clock.elapsed()):
+                clock.pause()  # evaluations are not training time
+                evals.run(model, step)
                 if len(hist.evals) == 1:  # a kill from here on never loses the run
-                    save_state()
-                    last_save = time.perf_counter()
-                start = clock()
-                elapsed = hist.seconds
-            bar.update(elapsed, loss)
-            if time.perf_counter() - last_save >= state_every:
-                save_state()
-                last_save = time.perf_counter()
+                    saver.save()
+                clock.resume()
+            bar.update(clock.elapsed(), loss)
+            saver.periodic()
     except KeyboardInterrupt:
-        if start is not None:
-            hist.seconds += clock() - start
-        save_state()
+        clock.pause()
+        saver.save()
         bar.close()
         raise
-    hist.seconds += clock() - start
-    save_state()
+    clock.pause()
+    saver.save()
     bar.close()
     model.eval()
     return model, hist
@@ -311,14 +382,3 @@ class _Bar:
 
     def close(self) -> None:
         self.bar.close()
-
-
-@torch.no_grad()
-def predict(model: InContextRegressor, x: np.ndarray, y: np.ndarray, device: str = "cpu",
-            chunk: int = 1024) -> np.ndarray:
-    out = []
-    for lo in range(0, len(x), chunk):
-        xb = torch.as_tensor(x[lo:lo + chunk], dtype=torch.float32, device=device)
-        yb = torch.nan_to_num(torch.as_tensor(y[lo:lo + chunk], dtype=torch.float32, device=device))
-        out.append(model(xb, yb).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64)

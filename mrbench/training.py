@@ -7,17 +7,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .. import __version__
-from ..data import hide_query, make_dataset, train_data
-from ..metrics import nmse_curve
-from ..predictors import argmin, oracle_predictions
-from ..provenance import git_commit
-from ..errors import UserError
-from ..specs import filter_specs, load_suite, train_spec
-from . import checkpoints, state
-from .config import Config, preset_shape
-from .train import Recipe, predict, train_model
+from .data import make_dataset, oracle_predictions, train_data
+from .errors import UserError
+from .metrics import nmse_curve
+from .predictors import argmin
+from .prompts import hide_query
+from .provenance import __version__, device_name, git_commit
+from .spec import train_spec
+from .suites import filter_specs, load_suite
+from .transformer import checkpoints, state
+from .transformer.config import Config, preset_shape
+from .transformer.model import predict
+from .transformer.train import Recipe, train_model
 
 
 def evaluator(spec, device: str, n: int = 2000):
@@ -77,15 +80,6 @@ def needed_checkpoints(specs, preset: str, dropout: float, seeds: int = 1) -> di
     return needed
 
 
-def device_name(device: str) -> str:
-    """What trained it, for sidecars and leaderboards: the GPU's name, or the CPU threads."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, device: str, out_dir: Path | None,
                 dropout: float = 0.0, seeds: int = 1, echo=print, state_dir: Path | None = None,
                 resume: bool = False, init_from: str | None = None, force: bool = False,
@@ -129,7 +123,8 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
         meta = {"training": train.spec.fields(), "preset": preset, "recipe": recipe.to_dict(),
                 "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
                 "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
-                "device": device, "device_name": device_name(device), "final": final, "evals": hist.evals,
+                "device": device, "device_name": device_name(device, torch.get_num_threads()), "final": final,
+                "evals": hist.evals,
                 "loss": hist.loss, "init_from": init and init[1],
                 "mrbench_version": __version__, "git_commit": commit,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

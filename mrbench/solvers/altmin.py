@@ -1,8 +1,7 @@
 """Alternating minimization (Yi, Caramanis, Sanghavi 2014): hard assignment of whole prompts,
 per-component least squares, from the spectral initialization."""
-from mrbench.solvers.plugin import PlugIn
-
 from mrbench.solvers.estimation import Stats, batch_em, spectral_init
+from mrbench.solvers.plugin import PlugIn
 
 
 class AltMin(PlugIn):

@@ -107,7 +107,10 @@ def subspace_clusters(x: np.ndarray, y: np.ndarray, U: np.ndarray, m: int) -> np
     H = np.diag(G)[:, None] + np.diag(G)[None, :] - G - G.T
     H = np.clip(H, 0.0, None)  # an unbiased estimate can dip below zero; linkage needs >= 0
     np.fill_diagonal(H, 0.0)
-    from scipy.cluster.hierarchy import fcluster, linkage  # here: 0.17 s to import, for fits only
+    from scipy.cluster.hierarchy import (  # here: 0.17 s to import, for fits only
+        fcluster,
+        linkage,
+    )
     from scipy.spatial.distance import squareform
 
     tree = linkage(squareform(H, checks=False), method="average")

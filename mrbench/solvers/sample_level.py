@@ -9,10 +9,13 @@ by a few gradient steps (the variant the paper's transformer construction follow
 """
 import numpy as np
 
-from mrbench import Solver
-from mrbench.families.sample import bayes_predictions, known_beta_predictions, no_bayes_reason
+from mrbench.families.sample import (
+    bayes_predictions,
+    known_beta_predictions,
+    no_bayes_reason,
+)
 from mrbench.lazy import torch
-from mrbench.solver import at_least, one_of
+from mrbench.solver import Solver, at_least, one_of
 
 
 class SampleBayes(Solver):
@@ -38,7 +41,6 @@ class SampleBayes(Solver):
         return no_bayes_reason(spec)
 
     def fit(self, train, truth=None):
-        self.check_params()
         self.spec_, self.truth_ = train.spec, truth
         return self
 
@@ -105,7 +107,6 @@ class ICLEM(Solver):
             raise ValueError(f"ridge={self.ridge!r}: must be 'auto' or a number >= 0")
 
     def fit(self, train, truth=None):
-        self.check_params()
         self.K_, self.sigma_ = train.m, train.sigma
         return self
 

@@ -2,9 +2,8 @@
 of Pathak et al. (displays 4 and 7) over the estimated components."""
 import numpy as np
 
-from mrbench import Solver
 from mrbench.predictors import argmin, posterior_mean
-from mrbench.solver import one_of
+from mrbench.solver import Solver, one_of
 
 PREDICTORS = ("posterior_mean", "argmin")
 WEIGHTS = ("uniform", "estimated")

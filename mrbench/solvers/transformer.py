@@ -9,8 +9,7 @@ the file and the mismatch; its weights' hash is in the cell key, so replacing it
 A checkpoint is found by training distribution, preset and dropout; the training parameters
 (recipe and its overrides) apply only when it trains, and `info` records how it was trained.
 """
-from mrbench import Solver
-from mrbench.solver import at_least, one_of
+from mrbench.solver import Solver, at_least, one_of
 from mrbench.transformer import checkpoints
 from mrbench.transformer.config import Config, make_recipe, preset_shape
 
@@ -89,7 +88,7 @@ class Transformer(Solver):
         return self
 
     def predict(self, x, y):
-        from mrbench.transformer.train import predict
+        from mrbench.transformer.model import predict
 
         return predict(self.model_, x, y, self.device)
 

@@ -1,9 +1,9 @@
 """Batch EM over the training prompts (Pathak et al. 2023, Appendix C.2), plug-in prediction."""
 import numpy as np
-from mrbench.solvers.plugin import PlugIn
 
-from mrbench.solvers.estimation import Stats, batch_em, spectral_init, sphere
 from mrbench.solver import at_least, one_of
+from mrbench.solvers.estimation import Stats, batch_em, spectral_init, sphere
+from mrbench.solvers.plugin import PlugIn
 
 
 class EM(PlugIn):
@@ -28,7 +28,6 @@ class EM(PlugIn):
         at_least("ridge", self.ridge, 0)
 
     def fit(self, train, truth=None):
-        self.check_params()
         data, rng = train.fixed(), self.rng
         stats = Stats.from_prompts(data.x, data.y, self.device)
         runs = []

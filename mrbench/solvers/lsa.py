@@ -13,9 +13,8 @@ excess risk is measured from (inf over the class of the population loss).
 """
 import numpy as np
 
-from mrbench import Solver
 from mrbench.lazy import torch
-from mrbench.solver import at_least, one_of
+from mrbench.solver import Solver, at_least, one_of
 
 
 def features(x, y):

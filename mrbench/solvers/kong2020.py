@@ -6,10 +6,10 @@ Our choices: the subspace uses every training prompt; clustering uses the first 
 prompts (average linkage is quadratic in their number); classification and refinement use all.
 """
 import numpy as np
-from mrbench.solvers.plugin import PlugIn
 
-from mrbench.solvers.estimation import LOG_2PI, Stats, spectral_init
 from mrbench.lazy import torch
+from mrbench.solvers.estimation import LOG_2PI, Stats, spectral_init
+from mrbench.solvers.plugin import PlugIn
 
 
 class Kong2020(PlugIn):

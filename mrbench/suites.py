@@ -1,4 +1,4 @@
-"""Dataset specs: validation, suite files (TOML) and grid expansion.
+"""Suite files (TOML): sections, grid expansion, the solvers each figure compares, claims.
 
 A suite file has a `[suite]` table, optional `[defaults]`, and one `[sections.NAME]` table per
 figure. In a section, plain keys fix a field, `grid = {field = [...]}` takes the Cartesian
@@ -6,9 +6,7 @@ product, and `zip = {a = [...], b = [...]}` varies coupled fields together.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,161 +15,12 @@ from typing import Any
 
 import tomllib
 
+from .claims import parse_claims
 from .errors import UserError
-
-SHIFT_KINDS = ("none", "covariate_scale", "weight_scale", "weight_shift")
-# Names of the sample-level literature (Jin et al. 2024), accepted in suite files.
-ALIASES = {"K": "m", "n": "k_max", "B": "n_train"}
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One data-generating setting. Its identity (all fields) keys the data and the results."""
-
-    family: str = "prompt"
-    d: int = 20
-    m: int = 5
-    sigma: float = 1.0
-    k_max: int = 60
-    n_train: int | None = None  # None: a stream of fresh prompts (see data.DEFAULT_N_TRAIN)
-    n_test: int = 1000
-    shift_kind: str = "none"
-    shift_value: float = 0.0
-    pool_seed: int = 0
-    seed: int = 0
-    pi: tuple[float, ...] | None = None  # component weights; None: uniform
-    # The data family's own fields (mrbench.families), (name, value) sorted by name, all of them
-    # with defaults filled in; read as attributes: spec.snr.
-    extra: tuple[tuple[str, Any], ...] = ()
-    # Where the spec comes from; part of the results, not of the data.
-    suite: str = ""
-    section: str = ""
-    name: str = ""
-
-    def __getattr__(self, name: str) -> Any:  # the family's own fields
-        for key, value in self.__dict__.get("extra", ()):
-            if key == name:
-                return value
-        raise AttributeError(f"spec of family {self.__dict__.get('family')!r} has no field {name!r}")
-
-    def fields(self) -> dict[str, Any]:
-        """Every field, the family's own ones in line with the common ones."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return out | dict(self.extra)
-
-    def data_fields(self) -> dict[str, Any]:
-        """The fields that determine the data (not the labels)."""
-        return {k: v for k, v in self.fields().items() if k not in LABEL_FIELDS}
-
-    def with_seed(self, seed: int) -> "Spec":
-        return dataclasses.replace(self, seed=seed)
-
-    def canonical(self) -> str:
-        return json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
-
-
-LABEL_FIELDS = ("suite", "section", "name")
-COMMON_FIELDS = tuple(f.name for f in dataclasses.fields(Spec) if f.name != "extra")
-_NON_NEGATIVE_INTS = ("pool_seed", "seed")
-
-
-def train_spec(spec: Spec) -> Spec:
-    """The training distribution of a spec: test-time fields (shift, test size) and labels
-    cleared. Specs with equal training specs share training data and fits."""
-    return dataclasses.replace(spec, shift_kind="none", shift_value=0.0, n_test=2, suite="", section="", name="")
-
-
-def _fail(where: str, key: str, value: Any, allowed: str) -> UserError:
-    return UserError(f"{where}: field '{key}' = {value!r} is invalid: {allowed}")
-
-
-def _as_int(where, key, value, lo, hi=None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(where, key, value, f"must be an integer >= {lo}" + (f" and <= {hi}" if hi else ""))
-    if value < lo or (hi is not None and value > hi):
-        raise _fail(where, key, value, f"must be an integer >= {lo}" + (f" and <= {hi}" if hi else ""))
-    return value
-
-
-def _as_float(where, key, value, allowed: str, ok=lambda v: True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(where, key, value, f"must be a number, {allowed}")
-    value = float(value)
-    if not math.isfinite(value) or not ok(value):
-        raise _fail(where, key, value, allowed)
-    return value
-
-
-def make_spec(values: dict[str, Any], where: str = "spec") -> Spec:
-    """Validate raw values (from TOML or Python) into a Spec; errors name `where` and the field.
-    The family checks its own fields; another family's fields are an error unless at their default."""
-    from . import families
-
-    own = families.own_fields()
-    known = set(COMMON_FIELDS) | set(own)
-    v = {}
-    for key, value in values.items():
-        name = ALIASES.get(key, key)
-        if name not in known:
-            raise UserError(f"{where}: unknown field '{key}'; valid fields: {', '.join(sorted(known))} "
-                            f"(aliases: {', '.join(f'{a} = {b}' for a, b in ALIASES.items())})")
-        if name in v:
-            raise UserError(f"{where}: field '{name}' is given twice (as '{key}' and under another name)")
-        v[name] = value
-    name = v.get("family", "prompt")
-    if not isinstance(name, str) or name not in families.families():
-        raise _fail(where, "family", name, f"must be one of {', '.join(families.families())}")
-    family = families.get(name)
-    out: dict[str, Any] = {"family": name}
-    out["d"] = _as_int(where, "d", v.get("d", 20), 1, 4096)
-    out["m"] = _as_int(where, "m", v.get("m", 5), 1, 100_000)
-    out["sigma"] = _as_float(where, "sigma", v.get("sigma", 1.0), "must be finite and >= 0", lambda s: s >= 0)
-    out["k_max"] = _as_int(where, "k_max", v.get("k_max", 60), 1, 100_000)
-    n_train = v.get("n_train", None)
-    if n_train in (None, "stream"):
-        out["n_train"] = None
-    else:
-        out["n_train"] = _as_int(where, "n_train", n_train, 1, 100_000_000)
-    out["n_test"] = _as_int(where, "n_test", v.get("n_test", 1000), 2, 100_000_000)
-    kind = v.get("shift_kind", "none")
-    if kind not in SHIFT_KINDS:
-        raise _fail(where, "shift_kind", kind, f"must be one of {', '.join(SHIFT_KINDS)}")
-    if kind != "none" and not family.shifts:
-        with_shifts = [f.name for f in families.families().values() if f.shifts]
-        raise _fail(where, "shift_kind", kind, f"test-time shifts apply to family {' or '.join(repr(n) for n in with_shifts)} only")
-    out["shift_kind"] = kind
-    default_value = {"none": 0.0, "covariate_scale": 1.0, "weight_scale": 1.0, "weight_shift": 0.0}[kind]
-    if kind in ("covariate_scale", "weight_scale"):
-        out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", default_value), "must be finite and > 0", lambda s: s > 0)
-    elif kind == "weight_shift":
-        out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", default_value), "must be finite")
-    else:
-        out["shift_value"] = _as_float(where, "shift_value", v.get("shift_value", 0.0), "must be 0 when shift_kind is 'none'", lambda s: s == 0)
-    for key in _NON_NEGATIVE_INTS:
-        out[key] = _as_int(where, key, v.get(key, 0), 0, 2**63 - 1)
-    out["pi"] = _as_pi(where, v.get("pi", "uniform"), out["m"])
-    for key in set(v) & set(own) - set(family.fields):
-        if v[key] != own[key]:
-            owners = [f.name for f in families.families().values() if key in f.fields]
-            raise _fail(where, key, v[key], f"applies to family {' or '.join(repr(n) for n in owners)} only")
-    out["extra"] = tuple(sorted(family.validate(where, v, out).items()))
-    for key in LABEL_FIELDS:
-        value = v.get(key, "")
-        if not isinstance(value, str):
-            raise _fail(where, key, value, "must be a string")
-        out[key] = value
-    return Spec(**out)
-
-
-def _as_pi(where, value, m):
-    if value in (None, "uniform"):
-        return None
-    if not isinstance(value, (list, tuple)) or len(value) != m:
-        raise _fail(where, "pi", value, f"must be 'uniform' or a list of m = {m} weights")
-    weights = tuple(_as_float(where, "pi", w, "weights must be finite and > 0", lambda x: x > 0) for w in value)
-    if abs(sum(weights) - 1) > 1e-9:
-        raise _fail(where, "pi", value, "weights must sum to 1")
-    return weights
+from .families import make_spec, own_fields
+from .registry import load_registry, parse_solver_arg
+from .spec import ALIASES, Spec
+from .where import evaluate
 
 
 @dataclass
@@ -207,8 +56,6 @@ SECTION_KEYS = ("grid", "zip", "description", "solvers", "save_predictions", "so
 
 def _with_params(request: str, per_spec: dict, spec: Spec) -> str:
     """'transformer[preset=\'paper\']' with the spec's own parameters added, e.g. dropout=0.1."""
-    from .registry import parse_solver_arg  # here: the registry imports the solver contract
-
     ((name, params),) = parse_solver_arg(request)
     if name not in per_spec:
         return request
@@ -371,9 +218,6 @@ def _parse_suite(raw: dict[str, Any], path: Path, section_filter: str | None, ma
             specs.append(spec)
     claims = []
     if raw.get("claims"):
-        from .claims import parse_claims
-        from .registry import load_registry
-
         claims = parse_claims(where, raw["claims"], sections, load_registry())
     return Suite(name=name, path=where, description=str(meta.get("description", "")), specs=specs, solvers=solvers,
                  sections=descriptions, section_solvers=section_solvers, save_predictions=predictions,
@@ -384,11 +228,7 @@ def filter_specs(specs: list[Spec], where: str | None) -> list[Spec]:
     """Keep the specs matching a pandas-query expression over the spec fields."""
     if not where:
         return specs
-    import pandas as pd
-
-    from .families import own_fields
-
-    from .where import evaluate
+    import pandas as pd  # here: loading a suite needs no pandas
 
     frame = pd.DataFrame([dict.fromkeys(own_fields()) | s.fields() for s in specs])
     keep = evaluate(where, frame)  # parsed and walked: user text never reaches eval
