@@ -264,6 +264,20 @@ def _set_lr(opt, step: int, recipe: Recipe, hist: History, elapsed: float) -> No
         group["lr"] = lr
 
 
+def _step(step_fn, opt, x: torch.Tensor, y: torch.Tensor, pairs: int, weights, bf16: bool) -> torch.Tensor:
+    """One optimizer step on the (position-weighted) squared error of the first `pairs` positions."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        pred = step_fn(x, y)
+    err = (pred.float() - y) ** 2
+    if weights is not None:
+        err = err * weights[: err.shape[1]]
+    loss = err[:, :pairs].mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cpu", seed: int = 0,
                 evaluate=None, progress: bool = True, state=None, resume: bool = False,
                 state_every: float = 120.0, init=None) -> tuple[InContextRegressor, History]:
@@ -314,15 +328,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             curriculum.advance(step, elapsed)
             # compiled: full prompts and a masked loss (fixed shapes); else prompts that long
             x, y = sample(recipe.batch_size, None if compiled else hist.pairs, hist.dims)
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-                pred = step_fn(x, y)
-            err = (pred.float() - y) ** 2
-            if weights is not None:
-                err = err * weights[: err.shape[1]]
-            loss = err[:, : hist.pairs].mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = _step(step_fn, opt, x, y, hist.pairs, weights, bf16)
             curriculum.observe(step, loss, y, clock.elapsed)
             hist.steps, hist.samples = step + 1, hist.samples + recipe.batch_size
             if step == first:  # compilation happens here; the clocks start after it
