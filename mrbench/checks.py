@@ -7,6 +7,7 @@ for free, and `mrbench check FILE.py|NAME` runs them for a plugin author.
 from __future__ import annotations
 
 import time
+import traceback
 
 import numpy as np
 
@@ -144,5 +145,15 @@ def run_checks(cls: type[Solver], params: dict | None = None) -> list[tuple[str,
             except SkipSolver as exc:
                 out.append((family, check.__name__, "SKIP", str(exc)))
             except Exception as exc:  # an assertion, or the solver's own error: both fail the check
-                out.append((family, check.__name__, "FAIL", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+                out.append((family, check.__name__, "FAIL", _failure(exc)))
     return out
+
+
+def _failure(exc: Exception) -> str:
+    """One line: the error and its message's first two lines (numpy's assertions start with a
+    blank line and put the check's own words second), or, for a bare assert, the failing line."""
+    message = "; ".join([line.strip() for line in str(exc).splitlines() if line.strip()][:2])
+    if message:
+        return f"{type(exc).__name__}: {message}"
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__} at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}: {frame.line}"

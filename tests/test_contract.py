@@ -58,5 +58,7 @@ class Peek(Solver):
 ''')
     code, out, _ = cli("check", bad)
     assert code == 1 and "FAIL check_causal [prompt]" in out and "[sample]" not in out
+    (line,) = [line for line in out.splitlines() if "FAIL check_causal [prompt]" in line]
+    assert "the solver reads labels it must not see" in line  # the check's own words, on its line
     code, _, err = cli("check", "nope")
     assert code == 2 and "unknown solver 'nope'; valid solvers:" in err
