@@ -341,7 +341,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
                 if len(hist.evals) == 1:  # a kill from here on never loses the run
                     saver.save()
                 clock.resume()
-            bar.update(clock.elapsed(), loss)
+            bar.update(clock.elapsed(), loss, y)
             saver.periodic()
     except KeyboardInterrupt:
         clock.pause()
@@ -356,8 +356,9 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
 
 
 class _Bar:
-    """Progress in whole seconds (with a seconds budget) or steps, with steps/s, the loss and
-    the latest evaluation."""
+    """Progress in whole training seconds (with a seconds budget: the time left is the budget's
+    rest, not a rate's guess) or steps, with steps/s, the loss as a share of the labels' mean
+    square (the raw loss grows with the curriculum's prompts) and the latest evaluation."""
 
     def __init__(self, recipe: Recipe, hist: History, enabled: bool):
         from tqdm.auto import tqdm
@@ -365,18 +366,21 @@ class _Bar:
         self.timed, self.hist = recipe.seconds is not None, hist
         total = recipe.seconds if self.timed else recipe.steps
         unit = "s" if self.timed else "step"
-        fmt = "{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit + " [{elapsed}<{remaining}{postfix}]"
+        left = "{postfix}" if self.timed else "<{remaining}{postfix}"
+        fmt = "{l_bar}{bar}| {n:.0f}/{total:.0f} " + unit + " [{elapsed}" + left + "]"
         self.bar = tqdm(total=total, initial=hist.seconds if self.timed else hist.steps, disable=not enabled,
                         bar_format=fmt, dynamic_ncols=True, mininterval=1.0)
         self.t0, self.step0 = time.perf_counter(), hist.steps
 
-    def update(self, elapsed: float, loss: torch.Tensor) -> None:
+    def update(self, elapsed: float, loss: torch.Tensor, y: torch.Tensor) -> None:
         if self.bar.disable:
             return
         self.bar.update(min(elapsed, self.bar.total) - self.bar.n if self.timed else 1)
-        if self.hist.steps % 20 == 0:
+        if self.hist.steps % 20 == 0 or self.hist.steps == self.step0 + 1:
             rate = (self.hist.steps - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
-            post = f", step {self.hist.steps}, {rate:.1f} steps/s, loss {loss.item():.4f}"
+            share = loss.item() / max((y[:, : self.hist.pairs].float() ** 2).mean().item(), 1e-12)
+            left = f", {_hms(max(self.bar.total - elapsed, 0))} left" if self.timed else ""
+            post = f"{left}, step {self.hist.steps}, {rate:.1f} steps/s, loss {share:.3f} of E[y²]"
             if self.hist.pairs:
                 post += f", {self.hist.pairs} pairs" + (f" in {self.hist.dims} dims" if self.hist.dims else "")
             last = self.hist.evals[-1] if self.hist.evals else {}
@@ -388,3 +392,8 @@ class _Bar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
