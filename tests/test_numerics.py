@@ -131,6 +131,11 @@ def test_ols_min_norm_on_rank_deficient_prompts():
 
 
 def test_ridge_needs_a_positive_lambda():
-    x, y = np.ones((2, 3, 4), dtype=np.float32), np.ones((2, 3))
+    """Checked where a run is planned (the registry builds every solver through check_params)."""
+    from mrbench.errors import UserError
+    from mrbench.registry import instantiate, load_registry, parse_solver_arg
+
     with pytest.raises(ValueError, match="lam > 0"):
-        Ridge(lam=0).predict(x, y)
+        Ridge(lam=0).check_params()
+    with pytest.raises(UserError, match="lam > 0"):
+        instantiate(load_registry(), parse_solver_arg("ridge[lam=0]"))
