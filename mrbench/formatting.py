@@ -33,3 +33,14 @@ def duration(value) -> str:
 
 def megabytes(value) -> str:
     return DASH if _undefined(value) else f"{value:.0f}"
+
+
+def text_table(columns: dict[str, list[str]], right: tuple[str, ...] = ()) -> str:
+    """Plain-text columns two spaces apart, each header aligned as its values are: the
+    `right` columns (numbers) to the right, the others to the left."""
+    widths = {h: max([len(h), *map(len, v)]) for h, v in columns.items()}
+
+    def line(cells):
+        return "  ".join(c.rjust(widths[h]) if h in right else c.ljust(widths[h]) for h, c in zip(columns, cells)).rstrip()
+
+    return "\n".join([line(columns), *map(line, zip(*columns.values()))])

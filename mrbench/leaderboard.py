@@ -143,14 +143,14 @@ def leaderboard_text(results: pd.DataFrame, store=None) -> str:
         tie = (" (shared rank: within 1.96 paired SE of the group's leader; ? = not resolved from some "
                "solver outside its group)") if part["paired"].all() else ""
         lines.append(f"\n== {spec}{tie}")
-        view = pd.DataFrame({
-            "rank": [f"{r}{'' if ok else '?'}" for r, ok in zip(part["rank"], part["resolved"])], "solver": [f"{lab} · {det}" if det else lab for lab, det in zip(part["label"], part["detail"])],
-            "mean NMSE": part["nmse"].map(fmt.num), "SE": part["se"].map(lambda v: fmt.num(v, 2)),
-            "excess": part["excess"].map(fmt.signed), "ratio": part["ratio"].map(fmt.num),
-            "fit": part["fit_s"].map(fmt.duration), "predict": part["predict_s"].map(fmt.duration),
-            "": part["oracle"].map({True: "oracle", False: ""})})
-        width = view["solver"].str.len().max()
-        lines.append(view.to_string(index=False, justify="left", formatters={"solver": lambda v: v.ljust(width)}))
+        lines.append(fmt.text_table({
+            "rank": [f"{r}{'' if ok else '?'}" for r, ok in zip(part["rank"], part["resolved"])],
+            "solver": [f"{lab} · {det}" if det else lab for lab, det in zip(part["label"], part["detail"])],
+            "mean NMSE": [*part["nmse"].map(fmt.num)], "SE": [*part["se"].map(lambda v: fmt.num(v, 2))],
+            "excess": [*part["excess"].map(fmt.signed)], "ratio": [*part["ratio"].map(fmt.num)],
+            "fit": [*part["fit_s"].map(fmt.duration)], "predict": [*part["predict_s"].map(fmt.duration)],
+            "": [*part["oracle"].map({True: "oracle", False: ""})]},
+            right=("mean NMSE", "SE", "excess", "ratio", "fit", "predict")))
     for _, row in cells[~cells["status"].isin(FINAL)].iterrows():
         first = (row["error"] or "").splitlines()[0] if row["error"] else ""
         lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")

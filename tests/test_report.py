@@ -1,6 +1,7 @@
 """The HTML report: content, escaping, partial runs, and a real headless Chromium."""
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,19 @@ def test_leaderboard_reads_three_digits_dashes_and_units():
     assert fmt.signed(-1.58e-7) == "-1.58e-07" and fmt.signed(0.0149) == "+0.0149"
     assert fmt.duration(0.0123) == "12.3 ms" and fmt.duration(1.234) == "1.23 s" and fmt.duration(300) == "5 min"
     assert fmt.duration(float("nan")) == "—" and fmt.megabytes(766.4) == "766"
+
+
+def test_console_leaderboard_headers_line_up_with_their_columns():
+    from mrbench.leaderboard import current, leaderboard_text
+    from mrbench.store import Store, load_results
+
+    root = Path(__file__).resolve().parents[1] / "reports" / "quick" / "results"
+    text = leaderboard_text(current(load_results(root)), Store(root))
+    block = text.split("\n== ")[1].splitlines()[1:]  # the first spec's header and rows
+    header, rows = block[0], [r for r in block[1:] if r and not r.startswith("cells:")]
+    assert len(rows) == 8
+    for name in ("mean NMSE", "SE", "ratio", "predict"):  # numbers: right-aligned under their header
+        end = header.index(name) + len(name)
+        assert all(r[end - 1] != " " and (len(r) == end or r[end] == " ") for r in rows), name
+    start = header.index("solver")  # text: left-aligned
+    assert all(r[start - 1] == " " and r[start] != " " for r in rows)
