@@ -208,7 +208,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         out = _out_dir(out)
         statuses, todo, keep = _todo(cells, suite_obj, Store(out), force, save_predictions, sweep=not dry_run)
         if dry_run:
-            return _dry_run(cells, statuses, todo, out, echo)
+            return _dry_run(cells, statuses, todo, out, device, echo)
         if not todo:  # nothing to store: a read-only directory of complete results still reports
             return _summarize(out, cells, [], progress, echo, suite_obj)
         check_writable(out)
@@ -263,13 +263,29 @@ def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predicti
 DRY_RUN_ROWS = 1000  # a longer plan prints its first rows and the counts
 
 
-def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, echo) -> pd.DataFrame:
+def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, device: str, echo) -> pd.DataFrame:
+    """The plan, cell by cell: stored, to run, or to run and skip here (no checkpoint, no GPU,
+    another family): what a run would do, without running anything."""
+    running = {c.key for c in todo}
+
+    def why_not(c: Cell) -> str:
+        if not c.solver.applies_to(c.spec.family):
+            return f"not applicable to family {c.spec.family}"
+        return c.solver.skip_reason(c.spec, device) or ""
+
     frame = pd.DataFrame([{"spec": c.spec.name, "seed": c.spec.seed, "solver": c.solver.label(),
-                           "stored": statuses.get(c.key) in FINAL, "key": c.key} for c in cells])
-    echo(frame.head(DRY_RUN_ROWS).to_string(index=False))
+                           "stored": statuses.get(c.key) in FINAL, "key": c.key,
+                           "skips": why_not(c) if c.key in running else ""} for c in cells])
+    echo(frame.head(DRY_RUN_ROWS).drop(columns="skips").to_string(index=False))
     if len(frame) > DRY_RUN_ROWS:
         echo(f"... and {len(frame) - DRY_RUN_ROWS:,} more cells")
-    echo(f"{len(cells)} cells, {len(todo)} to run, {len(cells) - len(todo)} stored in {out}")
+    skips = frame[frame["skips"] != ""]
+    if len(skips):
+        echo(f"{len(skips)} of the cells to run will not run here:")
+        for (solver, reason), part in skips.groupby(["solver", "skips"], sort=False):
+            echo(f"  {solver} on {len(part)} spec(s): {reason.splitlines()[0]}")
+    echo(f"{len(cells)} cells, {len(todo)} to run{f' ({len(skips)} of them skip here)' if len(skips) else ''}, "
+         f"{len(cells) - len(todo)} stored in {out}")
     return frame
 
 

@@ -83,7 +83,8 @@ def test_run_writes_long_table_and_rerun_adds_nothing(cli, tiny, tmp_path):
     assert code == 0 and sorted(os.listdir(out)) == files
     assert len(pd.read_parquet(out)) == len(frame)
     code, stdout, _ = cli("run", "--suite", tiny, "--solvers", "all", "--out", out, "--dry-run")
-    assert code == 0 and "4 to run" in stdout  # only the skipped transformer cells are retried
+    assert code == 0 and "4 to run (4 of them skip here)" in stdout  # the skipped transformer cells are retried
+    assert "transformer on 4 spec(s): no checkpoint" in stdout
 
 
 def test_bad_input_exits_2_with_names(cli, tiny, tmp_path):
