@@ -9,7 +9,7 @@ from mrbench import Solver
 
 class OnlineLMS(Solver):
     name = "online_lms"
-    group = "data-driven"
+    group = "prompt-only"
 
     def __init__(self, lr=0.02):
         self.lr = lr

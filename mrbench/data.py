@@ -47,7 +47,7 @@ class TrainData:
     """Training data handed to `Solver.fit`.
 
     `fixed()` is the spec's fixed training set (or DEFAULT_N_TRAIN prompts when the spec
-    streams); `sample(n, rng)` draws fresh prompts from the training distribution, for solvers
+    streams); `fresh(n, rng)` draws fresh prompts from the training distribution, for solvers
     that can consume a stream (`spec.n_train is None`).
 
     The fixed set is drawn on first use and shared by every solver of the training
@@ -91,7 +91,7 @@ class TrainData:
             self.generation_seconds += time.perf_counter() - t0
         return self._fixed
 
-    def sample(self, n: int, rng: np.random.Generator, pairs: int | None = None) -> Prompts:
+    def fresh(self, n: int, rng: np.random.Generator, pairs: int | None = None) -> Prompts:
         if not self.streaming:
             raise RuntimeError("this spec has a fixed training set (n_train); use fixed()")
         return family_of(self.spec).draw(self.spec, self._pool, n, pairs or self.pairs, rng).unlabelled()

@@ -15,9 +15,10 @@ RC = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "figure.max_open_
 STYLE = {  # told apart at a glance: oracles dashed, plug-ins solid, prompt-only dotted, trained thick
     "oracle": dict(linestyle="--", linewidth=1.6),
     "plug-in": dict(linestyle="-", linewidth=1.4),
-    "data-driven": dict(linestyle=":", linewidth=1.8),
+    "prompt-only": dict(linestyle=":", linewidth=1.8),
     "trained": dict(linestyle="-", linewidth=2.6),
 }
+STYLE["data-driven"] = STYLE["prompt-only"]  # the name results of earlier versions carry
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Figure:
 
 
 def _style(groups: pd.Series) -> dict:
-    return STYLE.get(groups.iloc[0], STYLE["data-driven"])
+    return STYLE.get(groups.iloc[0], STYLE["prompt-only"])
 
 
 def t(text) -> str:

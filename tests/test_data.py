@@ -72,11 +72,11 @@ def test_shifts_apply_to_test_only(kind, value):
 def test_stream_draws_fresh_prompts_and_fixed_default():
     ds = make_dataset(spec(n_train=None))
     assert ds.train.streaming and len(ds.train.fixed()) == 15000
-    a = ds.train.sample(8, np.random.default_rng(0))
-    b = ds.train.sample(8, np.random.default_rng(1))
+    a = ds.train.fresh(8, np.random.default_rng(0))
+    b = ds.train.fresh(8, np.random.default_rng(1))
     assert a.x.shape == (8, 7, 5) and not np.array_equal(a.x, b.x)
     with pytest.raises(RuntimeError):
-        make_dataset(spec()).train.sample(8, np.random.default_rng(0))
+        make_dataset(spec()).train.fresh(8, np.random.default_rng(0))
 
 
 def _digest(*arrays) -> str:

@@ -49,7 +49,7 @@ def test_torch_sampler_draws_the_generators_law(name):
     name = spec.family
     train = train_data(spec)
     n, P = 40000, 4
-    a = train.sample(n, np.random.default_rng(0), P)
+    a = train.fresh(n, np.random.default_rng(0), P)
     x, y = get(name).sampler(spec, train._pool, "cpu", torch.Generator().manual_seed(0))(n, P)
     b = Prompts(x.numpy(), y.numpy().astype(np.float64), None)
 

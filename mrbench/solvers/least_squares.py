@@ -1,4 +1,4 @@
-"""Data-driven baselines on the prompt alone: min-norm least squares and ridge."""
+"""Prompt-only baselines: min-norm least squares and ridge on each prompt's own pairs."""
 import numpy as np
 
 from mrbench.lazy import torch
@@ -66,7 +66,7 @@ class OLS(Solver):
     """Min-norm least squares on the prefix. Spikes at k = d: that is real."""
 
     name = "ols"
-    group = "data-driven"
+    group = "prompt-only"
 
     def predict(self, x, y):
         n, P, d = x.shape
@@ -88,7 +88,7 @@ class Ridge(Solver):
     a N(0, I) prior on w; the default 1.0 matches sigma = 1."""
 
     name = "ridge"
-    group = "data-driven"
+    group = "prompt-only"
 
     def __init__(self, lam=1.0):
         self.lam = lam

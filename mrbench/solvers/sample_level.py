@@ -92,7 +92,7 @@ class ICLEM(Solver):
     5.6 (at about 4x the time of one start), the Bayes predictor 2.8; so warm, no restarts."""
 
     name = "icl_em"
-    group = "data-driven"
+    group = "prompt-only"
     families = ("sample",)
 
     def __init__(self, iterations=20, init="spectral", ridge="auto", restarts=1, warm=True):
