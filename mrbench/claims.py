@@ -42,7 +42,7 @@ import pandas as pd
 
 from .errors import UserError
 from .families import families, own_fields
-from .leaderboard import _detail, t_quantile
+from .leaderboard import _detail, paired_ratio, t_quantile
 from .registry import instantiate, parse_solver_arg
 from .spec import COMMON_FIELDS
 from .where import evaluate as where_matches
@@ -244,11 +244,13 @@ def evaluate(claims: list[Claim], results: pd.DataFrame, store, suite: str | Non
 
 def variants(claim: Claim, results: pd.DataFrame) -> list[Claim]:
     """The claim itself, and for a VARIANT_SOLVERS solver one copy per other label of that
-    solver in the results (named CLAIM[label]), so that every model trained is scored."""
+    solver in the results the claim covers (named CLAIM[label]), so that every model trained
+    is scored, and none that never ran on the claim's specs is listed."""
     base = claim.solver.partition("[")[0]
     if base not in VARIANT_SOLVERS or results.empty:
         return [claim]
-    labels = sorted(set(results["label"][results["label"].str.partition("[")[0] == base]) - {claim.solver})
+    covered = _covered(claim, results)["label"]
+    labels = sorted(set(covered[covered.str.partition("[")[0] == base]) - {claim.solver})
     return [claim] + [dataclasses.replace(claim, name=f"{claim.name}[{label}]", solver=label) for label in labels]
 
 
@@ -403,29 +405,17 @@ def _ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:
 
 
 def _paired_ratio(cells: pd.DataFrame, c: Claim, store) -> tuple[float, float, float] | None:
-    """mean(a) / mean(b) over the same prompts, its SE and 95% quantile. One seed: the delta
-    method, var(a - R b) / (n mean(b)^2). Several: the mean of the seeds' ratios and its SE
-    over seeds (t quantile), which covers the training runs of a trained solver."""
-    ratios, last = [], None
-    for seed, part in cells.groupby("seed"):
-        keys = {lab: part[part["label"] == lab]["cell_key"] for lab in (c.solver, c.reference)}
-        if any(k.empty for k in keys.values()):
-            continue
-        a, b = store.prompt_scores(keys[c.solver].iloc[0]), store.prompt_scores(keys[c.reference].iloc[0])
-        if a is None or b is None:
-            return None
-        if b.mean() <= 1e-12:
-            return float("nan"), float("nan"), Z
-        ratios.append(a.mean() / b.mean())
-        last = (a, b)
-    if not ratios:
+    """The solver's paired ratio to the reference over the seeds both ran (leaderboard.paired_ratio);
+    None where a cell has no per-prompt scores."""
+    scores = {lab: {} for lab in (c.solver, c.reference)}
+    for _, cell in cells.drop_duplicates("cell_key").iterrows():
+        if cell["label"] in scores:
+            scores[cell["label"]][cell["seed"]] = store.prompt_scores(cell["cell_key"])
+    a, b = scores[c.solver], scores[c.reference]
+    seeds = set(a) & set(b)
+    if not seeds or any(a[s] is None or b[s] is None for s in seeds):
         return None
-    if len(ratios) == 1:
-        (a, b), r = last, ratios[0]
-        return float(r), float((a - r * b).std(ddof=1) / (math.sqrt(len(a)) * b.mean())), Z
-
-    r = np.array(ratios)
-    return float(r.mean()), float(r.std(ddof=1) / math.sqrt(len(r))), t_quantile(len(r) - 1)
+    return paired_ratio(a, b)
 
 
 def _worst_ratio(c: Claim, ok: pd.DataFrame, store) -> Verdict:

@@ -76,6 +76,21 @@ def paired_difference(a: dict, b: dict) -> tuple[float, float, float]:
     return float(per_seed.mean()), float(per_seed.std(ddof=1) / np.sqrt(len(seeds))), t_quantile(len(seeds) - 1)
 
 
+def paired_ratio(a: dict, b: dict) -> tuple[float, float, float]:
+    """mean(a) / mean(b) over the same prompts, its SE and 95% quantile; `a`, `b` map a seed to
+    its per-prompt scores, as in paired_difference. One seed: the delta method,
+    var(a - R b) / (n mean(b)^2). Several: the mean of the seeds' ratios and its SE over seeds
+    (t quantile), which covers the training runs of a trained solver. NaN where b's mean is 0."""
+    seeds = sorted(set(a) & set(b))
+    if any(b[s].mean() <= 1e-12 for s in seeds):
+        return float("nan"), float("nan"), Z
+    ratios = np.array([a[s].mean() / b[s].mean() for s in seeds])
+    if len(seeds) == 1:
+        x, y, r = a[seeds[0]], b[seeds[0]], ratios[0]
+        return float(r), float((x - r * y).std(ddof=1) / (np.sqrt(len(x)) * y.mean())), Z
+    return float(ratios.mean()), float(ratios.std(ddof=1) / np.sqrt(len(ratios))), t_quantile(len(ratios) - 1)
+
+
 def paired_ranks(cells: pd.DataFrame, store) -> tuple[dict[str, int], dict[str, bool]] | None:
     """Ranks in the order of the mean score, and whether each is resolved; None where a cell has
     no stored per-prompt scores. A solver shares the rank of the leader of the group above it
@@ -106,6 +121,69 @@ def paired_ranks(cells: pd.DataFrame, store) -> tuple[dict[str, int], dict[str, 
             leader, ranks[label] = label, i + 1
     resolved = {a: all(differ(a, b) for b in order if ranks[b] != ranks[a]) for a in order}
     return ranks, resolved
+
+
+def _of_the_training_law(part: pd.DataFrame):
+    """The family of a spec's cells when its test prompts follow the training law (no shift, or
+    a shift at its neutral value), else None: only there is the family's reference optimal."""
+    family = families().get(part["family"].iloc[0])
+    kind, value = part["shift_kind"].iloc[0], part["shift_value"].iloc[0]
+    if family is None or (kind != "none" and value != family.shift_kinds.get(kind, (None,))[0]):
+        return None
+    return family
+
+
+def _prompt_scores(part: pd.DataFrame, store) -> dict[str, dict]:
+    """label -> seed -> per-prompt mean NMSE, for the cells that have them."""
+    scores: dict[str, dict] = {}
+    for _, cell in part.drop_duplicates("cell_key").iterrows():
+        values = store.prompt_scores(cell["cell_key"])
+        if values is not None:
+            scores.setdefault(cell["label"], {})[cell["seed"]] = values
+    return scores
+
+
+def below_reference(results: pd.DataFrame, store, z: float = 3.0) -> list[dict]:
+    """Solvers that beat their family's Bayes reference by more than `z` paired standard errors
+    (per-prompt mean NMSE, seeds pooled as in the ranks) on a spec of the training law. The
+    reference is optimal there, so each is a bug (in the solver, the reference or the data),
+    never a finding. Bounds (they know what no learner can) are left out, and so are cells
+    without per-prompt scores."""
+    cells = results.drop_duplicates("cell_key")
+    ok = cells[(cells["status"] == OK) & (cells["solver_group"] != "bound")]
+    found = []
+    for spec, part in ok.groupby("spec", sort=False):
+        family = _of_the_training_law(part)
+        scores = _prompt_scores(part, store) if family else {}
+        ref = scores.pop(family.oracle, {}) if family else {}
+        for label, seeds in scores.items():
+            if set(seeds) & set(ref):
+                diff, se, _ = paired_difference(seeds, ref)
+                if diff < -max(z * se, 1e-12):
+                    found.append({"spec": spec, "label": label, "reference": family.oracle, "diff": diff, "se": se})
+    return found
+
+
+def reference_ratios(results: pd.DataFrame, store, group: str = "trained") -> list[dict]:
+    """Per spec of the training law, each solver of `group` (default: trained in context) as a
+    ratio of mean NMSE to its family's Bayes reference, paired over prompts (paired_ratio), with
+    its 95% interval; the question the papers ask, one line per spec."""
+    cells = results.drop_duplicates("cell_key")
+    ok = cells[cells["status"] == OK]
+    rows = []
+    for spec, part in ok.groupby("spec", sort=False):
+        family = _of_the_training_law(part)
+        if family is None or group not in set(part["solver_group"]):
+            continue
+        scores = _prompt_scores(part, store)
+        ref = scores.get(family.oracle)
+        for label in dict.fromkeys(part[part["solver_group"] == group]["label"]):
+            if ref and label in scores and set(scores[label]) & set(ref):
+                r, se, q = paired_ratio(scores[label], ref)
+                if np.isfinite(r):
+                    rows.append({"spec": spec, "label": label, "reference": family.oracle, "ratio": r,
+                                 "lo": r - q * se, "hi": r + q * se})
+    return rows
 
 
 def _info(text) -> dict:
@@ -151,6 +229,9 @@ def leaderboard_text(results: pd.DataFrame, store=None) -> str:
             "fit": [*part["fit_s"].map(fmt.duration)], "predict": [*part["predict_s"].map(fmt.duration)],
             "": [*part["oracle"].map({True: "oracle", False: ""})]},
             right=("mean NMSE", "SE", "excess", "ratio", "fit", "predict")))
+    for b in below_reference(results, store) if store is not None else ():
+        lines.append(f"[bug] {b['label']} beats the Bayes reference {b['reference']} on {b['spec']} by "
+                     f"{fmt.signed(b['diff'])} mean NMSE (SE {fmt.num(b['se'], 2)}): the reference is optimal there")
     for _, row in cells[~cells["status"].isin(FINAL)].iterrows():
         first = (row["error"] or "").splitlines()[0] if row["error"] else ""
         lines.append(f"[{row['status']}] {row['label']} on {row['spec']} (seed {row['seed']}): {first}")

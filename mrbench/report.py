@@ -25,7 +25,7 @@ from .figures import (
     probe_figures,
     shift_figures,
 )
-from .leaderboard import current, leaderboard, models
+from .leaderboard import below_reference, current, leaderboard, models, reference_ratios
 from .provenance import __version__
 from .statuses import FINAL, OK
 from .store import REPORT_NAME, Store, load_results
@@ -101,11 +101,28 @@ def scorecard(results: pd.DataFrame, store: Store, suites=()) -> list:
     return verdicts
 
 
-def _leaderboards(results: pd.DataFrame, store: Store) -> list[dict]:
+def _in_plan_order(specs, runs: list[dict], prefixed: bool) -> list[str]:
+    """Specs in the order the runs planned them (a suite's sections, each in grid order), then
+    any the run records do not name, as stored. `prefixed`: spec names carry their suite."""
+    planned = [f"{r.get('suite')}:{c['spec']}" if prefixed else c["spec"] for r in runs for c in r.get("cells", [])]
+    place = {spec: i for i, spec in enumerate(dict.fromkeys(planned))}
+    return sorted(dict.fromkeys(specs), key=lambda spec: place.get(spec, len(place)))
+
+
+def _sections(cells: pd.DataFrame, order: list[str]) -> list[dict]:
+    """The table of contents: each section with its specs, in plan order, and anchors for both."""
+    section_of = dict(zip(cells["spec"], cells["section"]))
+    sections: dict[str, list] = {}
+    for i, spec in enumerate(order):
+        sections.setdefault(section_of[spec], []).append({"spec": spec, "anchor": f"spec-{i}"})
+    return [{"section": name, "anchor": f"section-{i}", "specs": specs} for i, (name, specs) in enumerate(sections.items())]
+
+
+def _leaderboards(results: pd.DataFrame, store: Store, order: list[str]) -> list[dict]:
     table = leaderboard(results, store)
     cells = results.drop_duplicates("cell_key")
     boards = []
-    for spec in dict.fromkeys(cells["spec"]):
+    for spec in order:
         rows = table[table["spec"] == spec].to_dict("records")
         bad = cells[(cells["spec"] == spec) & (cells["status"] != OK)]
         for _, b in bad.drop_duplicates("label").iterrows():
@@ -152,7 +169,8 @@ def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[di
                                  section=results["suite"] + ":" + results["section"])
         cells = results.drop_duplicates("cell_key")
         missing = [{**c, "spec": f"{c['suite']}:{c['spec']}"} for c in missing]
-    figures = [curve_figure(results, s) for s in dict.fromkeys(cells[cells["status"] == OK]["spec"])]
+    order = _in_plan_order(cells["spec"], runs, prefixed=cells["suite"].nunique() > 1)
+    figures = [curve_figure(results, s) for s in order if s in set(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results)
     panels = {name: f.panels for name, f in families().items()}
     shifts = shift_figures(_of_families(results, panels, "shifts"))
@@ -160,16 +178,22 @@ def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[di
     store = Store(root)
     probe = probe_figures(probes(_of_families(results, panels, "probe"), store, reference))
     problems = cells[~cells["status"].isin(FINAL)][["spec", "seed", "label", "status", "error"]].to_dict("records")
+    verdicts = scorecard(stored_current, store, suites)
+    suite_names = ", ".join(dict.fromkeys(cells["suite"].dropna().astype(str))) or root.name
+    newest = pd.to_datetime(cells["created_at"], utc=True, errors="coerce").max()
     context = {
-        "title": f"mrbench report: {root.name}",
+        "title": f"mrbench report: {suite_names}" + (f" · {newest:%Y-%m-%d}" if pd.notna(newest) else ""),
+        "headline": sorted(reference_ratios(results, store), key=lambda r: order.index(r["spec"])), "toc": _sections(cells, order),
+        "verdict_counts": {v: sum(x.verdict == v for x in verdicts) for v in ("holds", "fails", "inconclusive", "not measured")},
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": __version__, "n_cells": len(cells), "counts": cells["status"].value_counts().to_dict(),
-        "leaderboards": _leaderboards(results, store), "avg_ranks": _avg_ranks(results, store),
+        "below_reference": below_reference(results, store),
+        "leaderboards": _leaderboards(results, store, order), "avg_ranks": _avg_ranks(results, store),
         "curves": figures, "fixed_n": fixed_n, "probe": probe, "probe_reference": reference or "a trained model", "shifts": shifts,
         "sample": sample,
         "oracles": "; ".join(f"{f.oracle} for the {name} family" for name, f in families().items()),
         "problems": problems, "missing": missing, "superseded": superseded, "runs": runs,
-        "models": models(results), "scorecard": scorecard(stored_current, store, suites),
+        "models": models(results), "scorecard": verdicts,
     }
     return context, figures + fixed_n + probe + shifts + sample
 
@@ -210,7 +234,7 @@ def write_report(root: str | Path, output: str | Path | None = None, figures_dir
     for f in figures:
         plt.close(f.fig)
     env = Environment(loader=PackageLoader("mrbench", "templates"), autoescape=select_autoescape(default=True))
-    env.filters.update(num=fmt.num, signed=fmt.signed, duration=fmt.duration, megabytes=fmt.megabytes)
+    env.filters.update(num=fmt.num, signed=fmt.signed, duration=fmt.duration, megabytes=fmt.megabytes, math=fmt.math_text)
     html = env.get_template("report.html.j2").render(**context)
     path = Path(output) if output else Path(root) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)

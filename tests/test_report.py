@@ -78,7 +78,9 @@ def results(tmp_path_factory):
 def test_report_content_escaping_and_figures(results, tmp_path):
     path = write_report(results, tmp_path / "r.html", figures_dir=tmp_path / "figs", reference="ols")
     html = path.read_text()
-    assert "<script" not in html.lower().replace("&lt;script", "")  # no script at all, user text escaped
+    # one script, the table sort written in the template; user text escaped
+    assert html.lower().count("<script") == 1
+    assert "mrbench report: rep · " in html  # the title names the suite and the date
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "onerror=alert(2)&gt;" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "nothing may load from the network"
     for section in ("avg-ranks", "Leaderboards", "Fixed training-set size", "Distance probe", "Distribution shifts",
@@ -128,6 +130,12 @@ def test_report_in_headless_chromium(results, tmp_path):
         boards = page.eval_on_selector_all("table.leaderboard", "ts => ts.map(t => t.rows.length - 1)")
         verdicts = page.eval_on_selector_all("#scorecard tr", "rs => rs.slice(1).map(r => r.cells[4].innerText)")
         text = page.inner_text("body")
+        # a click on "mean NMSE" sorts the first leaderboard by it, a second click reverses it
+        page.click("table.leaderboard >> nth=0 >> th:has-text('mean NMSE')")
+        up = page.eval_on_selector("table.leaderboard", "t => Array.from(t.tBodies[0].rows).map(r => r.cells[2].dataset.v)")
+        page.click("table.leaderboard >> nth=0 >> th:has-text('mean NMSE')")
+        down = page.eval_on_selector("table.leaderboard", "t => Array.from(t.tBodies[0].rows).map(r => r.cells[2].dataset.v)")
+        toc = page.eval_on_selector_all("#toc a", "as => as.map(a => a.textContent)")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert errors == [] and dialogs == []
@@ -137,6 +145,10 @@ def test_report_in_headless_chromium(results, tmp_path):
     assert "<script>alert(1)</script>" in text  # shown as text
     assert verdicts == ["holds", "fails"] and "the argmin is <i>close</i> to the posterior mean" in text
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    known = [float(v) for v in up if v not in ("", "None", "nan")]
+    assert len(known) == 5 and known == sorted(known) and up[len(known):] == [""]  # the failed row (no value) last
+    assert [float(v) for v in down if v not in ("", "None", "nan")] == known[::-1]
+    assert toc[:3] == ["The papers' claims", "Average ranks", "Leaderboards"] and toc[3:6] == ["main", "shift", "fixed"]
 
 
 def test_paired_ranks_share_a_rank_within_the_uncertainty():
