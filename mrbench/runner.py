@@ -27,6 +27,7 @@ import pandas as pd
 from .atomic import atomic_write
 from .errors import UserError
 from .executors import CellJob, Task, make_executor
+from .families import families
 from .leaderboard import leaderboard_text
 from .provenance import __version__, device_name, git_commit
 from .registry import instantiate, load_registry, parse_solver_arg
@@ -62,8 +63,6 @@ class Cell:
 def _cell_code() -> str:
     """Data generation and scoring, the data families' included, in every cell's key: a change
     there redoes every cell."""
-    from .families import families
-
     modules = [f"mrbench.{m}" for m in ("cells", "data", "prompts", "metrics", "families.base")]
     sources = "".join(_source(m) for m in modules + sorted({type(f).__module__ for f in families().values()}))
     return hashlib.sha256(sources.encode()).hexdigest()[:12]

@@ -53,8 +53,15 @@ RENAMED = {"solver_family": "solver_group"}  # columns of results written by old
 
 def schema() -> pa.Schema:
     """The columns of a cell's rows: the registered data families' fields among the spec's,
-    and their declared scores among the results."""
-    return pa.schema(_SPEC + _family_columns() + _RESULT + _score_columns() + _RESULT_TAIL)
+    and their declared scores among the results. Built once per set of registered families
+    (a plugin file can register one late)."""
+    key = tuple((name, type(f), tuple(f.fields.items()), tuple(f.scores.items())) for name, f in families().items())
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = pa.schema(_SPEC + _family_columns() + _RESULT + _score_columns() + _RESULT_TAIL)
+    return _SCHEMAS[key]
+
+
+_SCHEMAS: dict[tuple, pa.Schema] = {}
 
 
 def _family_columns() -> list[tuple[str, pa.DataType]]:

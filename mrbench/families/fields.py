@@ -89,9 +89,8 @@ def _shift(where: str, v: dict[str, Any], family) -> tuple[str, float]:
         return kind, _as_float(where, "shift_value", v.get("shift_value", 0.0), "must be 0 when shift_kind is 'none'",
                                lambda s: s == 0)
     default, positive = family.shift_kinds[kind]
-    if positive:
-        return kind, _as_float(where, "shift_value", v.get("shift_value", default), "must be finite and > 0", lambda s: s > 0)
-    return kind, _as_float(where, "shift_value", v.get("shift_value", default), "must be finite")
+    return kind, _as_float(where, "shift_value", v.get("shift_value", default),
+                           "must be finite and > 0" if positive else "must be finite", lambda s: s > 0 or not positive)
 
 
 def _as_pi(where, value, m):
