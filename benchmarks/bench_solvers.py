@@ -73,7 +73,7 @@ class TrainedFit(_TrainedSetup):
 
 
 class TrainedFitMemoryAccuracy(_TrainedSetup):
-    params = (TRAINED, [5, 20], [16000])
+    params = (TRAINED, [5, 20], [4000])  # each is a fit in a process of its own: the smaller n
 
     def peakmem_fit(self, data, name, m, n_train):
         fitted(name, self.ds)
