@@ -19,6 +19,7 @@ from . import formatting as fmt
 from .atomic import WriteError, atomic_write
 from .families import families
 from .figures import (
+    Palette,
     curve_figure,
     excess_figures,
     fixed_n_figures,
@@ -170,13 +171,15 @@ def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[di
         cells = results.drop_duplicates("cell_key")
         missing = [{**c, "spec": f"{c['suite']}:{c['spec']}"} for c in missing]
     order = _in_plan_order(cells["spec"], runs, prefixed=cells["suite"].nunique() > 1)
-    figures = [curve_figure(results, s) for s in order if s in set(cells[cells["status"] == OK]["spec"])]
-    fixed_n = fixed_n_figures(results)
+    group_of, rank = dict(zip(cells["label"], cells["solver_group"])), {"oracle": 0, "bound": 1, "trained": 2}
+    palette = Palette(sorted(group_of, key=lambda label: (rank.get(group_of[label], 3), label)))
+    figures = [curve_figure(results, s, palette) for s in order if s in set(cells[cells["status"] == OK]["spec"])]
+    fixed_n = fixed_n_figures(results, palette)
     panels = {name: f.panels for name, f in families().items()}
     shifts = shift_figures(_of_families(results, panels, "shifts"))
-    sample = excess_figures(results, [name for name, p in panels.items() if "excess" in p])
+    sample = excess_figures(results, [name for name, p in panels.items() if "excess" in p], palette)
     store = Store(root)
-    probe = probe_figures(probes(_of_families(results, panels, "probe"), store, reference))
+    probe = probe_figures(probes(_of_families(results, panels, "probe"), store, reference), palette)
     problems = cells[~cells["status"].isin(FINAL)][["spec", "seed", "label", "status", "error"]].to_dict("records")
     verdicts = scorecard(stored_current, store, suites)
     suite_names = ", ".join(dict.fromkeys(cells["suite"].dropna().astype(str))) or root.name

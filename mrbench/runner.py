@@ -283,7 +283,11 @@ def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, dev
         echo(f"{len(skips)} of the cells to run will not run here:")
         for (solver, reason), part in skips.groupby(["solver", "skips"], sort=False):
             echo(f"  {solver} on {len(part)} spec(s): {reason.splitlines()[0]}")
-    echo(f"{len(cells)} cells, {len(todo)} to run{f' ({len(skips)} of them skip here)' if len(skips) else ''}, "
+    again = int((frame["stored"] & frame["key"].isin(running)).sum())  # stored without the predictions wanted now
+    notes = [f"{len(skips)} of them skip here"] * bool(len(skips)) + [
+        f"{again} of them stored without the predictions their figure needs"] * bool(again)
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    echo(f"{len(cells)} cells, {len(todo)} to run{detail}, "
          f"{len(cells) - len(todo)} stored in {out}")
     return frame
 

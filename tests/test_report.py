@@ -201,3 +201,29 @@ def test_console_leaderboard_headers_line_up_with_their_columns():
         assert all(r[end - 1] != " " and (len(r) == end or r[end] == " ") for r in rows), name
     start = header.index("solver")  # text: left-aligned
     assert all(r[start - 1] == " " and r[start] != " " for r in rows)
+
+
+def test_figures_keep_colours_scale_to_learners_and_show_overlaps():
+    """On the published quick run: one colour per solver in every figure; at sigma = 0 the axis
+    is not set by exact fits (1e-30), which are marked at its edge; a curve exactly equal to
+    another says so in the legend; the ratio panel appears only where the reference's NMSE is
+    not 0."""
+    from mrbench.figures import EXACT, Palette, curve_figure
+    from mrbench.leaderboard import current
+    from mrbench.store import load_results
+
+    results = current(load_results(Path(__file__).resolve().parents[1] / "reports" / "quick" / "results"))
+    palette = Palette(sorted(set(results["label"])))
+    noisy, exact = (curve_figure(results, f"fig2/m=20,sigma={s}", palette) for s in ("1.0", "0.0"))
+
+    def colours(figure):
+        return {line.get_label(): line.get_color() for line in figure.fig.axes[0].get_lines()
+                if not line.get_label().startswith("_")}
+    a, b = colours(noisy), colours(exact)
+    shared = {k.split(" (=")[0] for k in a} & {k.split(" (=")[0] for k in b}
+    assert len(shared) >= 6
+    assert all(a[k] == b[k] for k in a if k in b)
+    assert len(noisy.fig.axes) == 2 and len(exact.fig.axes) == 1  # no ratio to an oracle whose NMSE is 0
+    assert exact.fig.axes[0].get_ylim()[0] >= EXACT / 2
+    assert "posterior_mean (= argmin)" in b  # the same curve at sigma = 0
+    assert any(line.get_marker() == "v" and line.get_linestyle() == "None" for line in exact.fig.axes[0].get_lines())
