@@ -24,4 +24,20 @@ def load_results(path):
     return _load(path)
 
 
-__all__ = ["Solver", "SkipSolver", "UserError", "run", "load_results", "__version__"]
+def leaderboards(path, where: str | None = None, solvers: str | None = None):
+    """The leaderboards of a results directory as a DataFrame: per spec and solver the rank
+    (paired over prompts), mean NMSE, SE, excess over and ratio to the family's Bayes reference;
+    `where` and `solvers` as in `mrbench leaderboard`."""
+    from .tables import board
+
+    return board(path, where, solvers)
+
+
+def compare(a, b, where: str | None = None, solvers: str | None = None):
+    """The cells two results directories both hold: NMSE in each, B / A and the paired change."""
+    from .tables import compare as _compare
+
+    return _compare(a, b, where, solvers)
+
+
+__all__ = ["Solver", "SkipSolver", "UserError", "run", "load_results", "leaderboards", "compare", "__version__"]

@@ -45,6 +45,24 @@ def _parser() -> argparse.ArgumentParser:
                      help="a suite file whose claims to score (built-in suites are found by name; a path a "
                           "results directory names is never loaded)")
 
+    rep.add_argument("--where", help='only the specs matching this, as in `mrbench run --where`')
+    rep.add_argument("--solvers", help="only these solvers (NAME,...; a name selects its variants too)")
+
+    lb = sub.add_parser("leaderboard", help="print (or write) the leaderboards of a results directory as a table")
+    lb.add_argument("results", help="results directory")
+    lb.add_argument("--format", default="text", choices=("text", "md", "csv", "latex"),
+                    help="text (default), md (Markdown), csv, latex (booktabs tabular)")
+    lb.add_argument("-o", "--output", help="write to this file instead of the console")
+    lb.add_argument("--where", help='only the specs matching this, e.g. "m == 5 and sigma == 1"')
+    lb.add_argument("--solvers", help="only these solvers (NAME,...; a name selects its variants too)")
+
+    cmp = sub.add_parser("compare", help="compare the cells two results directories both hold (paired over prompts)")
+    cmp.add_argument("a", help="results directory A (the baseline)")
+    cmp.add_argument("b", help="results directory B")
+    cmp.add_argument("--only-changed", action="store_true", help="list only cells that differ beyond 1.96 paired SE")
+    cmp.add_argument("--where", help="only the specs matching this")
+    cmp.add_argument("--solvers", help="only these solvers (NAME,...)")
+
     tr = sub.add_parser("train", help="train the transformer checkpoints a suite needs")
     tr.add_argument("--suite", default="quick",
                     help="built-in suite NAME, NAME:SECTION, or a .toml file whose specs need checkpoints (default: quick)")
@@ -125,7 +143,7 @@ def _cmd_report(args) -> int:
 
     if not Path(args.results).is_dir():
         raise UserError(f"{args.results}: no such results directory")
-    print(f"report: {write_report(args.results, args.output, args.figures, args.reference, args.suite)}")
+    print(f"report: {write_report(args.results, args.output, args.figures, args.reference, args.suite, args.where, args.solvers)}")
     if args.claims:
         from .claims import scorecard_text
         from .leaderboard import current
@@ -136,6 +154,29 @@ def _cmd_report(args) -> int:
         verdicts = scorecard(current(load_results(root)), Store(root), args.suite)
         print(scorecard_text(verdicts) if verdicts else "no claims: the suites of these results declare none")
     return 0
+
+
+def _cmd_leaderboard(args) -> int:
+    from pathlib import Path
+
+    from .atomic import atomic_write
+    from .tables import board, render
+
+    text = render(board(args.results, args.where, args.solvers), args.format)
+    if args.output:
+        atomic_write(Path(args.output), lambda f: f.write(text.encode()))
+        print(f"leaderboard: {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .tables import compare, compare_text
+
+    table = compare(args.a, args.b, args.where, args.solvers)
+    print(compare_text(table, args.only_changed))
+    return 1 if (table["change"] == "+").any() else 0  # as a CI gate: B got worse somewhere
 
 
 def _cmd_train(args) -> int:
@@ -253,7 +294,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "train": _cmd_train,
-                "check": _cmd_check}[args.command](args)
+                "check": _cmd_check, "leaderboard": _cmd_leaderboard, "compare": _cmd_compare}[args.command](args)
     except UserError as exc:
         print(f"mrbench: error: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from .leaderboard import below_reference, current, leaderboard, models, referenc
 from .provenance import __version__
 from .statuses import FINAL, OK
 from .store import REPORT_NAME, Store, load_results
+from .tables import select
 
 
 def _png(fig) -> str:
@@ -152,10 +153,12 @@ def _avg_ranks(results: pd.DataFrame, store: Store) -> dict:
             "left_out": left_out}
 
 
-def build(root: str | Path, reference: str | None = None, suites=()) -> tuple[dict, list]:
-    """Everything the template shows, and the figures."""
+def build(root: str | Path, reference: str | None = None, suites=(), where: str | None = None,
+          solvers: str | None = None) -> tuple[dict, list]:
+    """Everything the template shows, and the figures; `where` and `solvers` keep part of the
+    results (tables.select), as in `mrbench report --where ... --solvers ...`."""
     root = Path(root)
-    stored = load_results(root)
+    stored = select(load_results(root), where, solvers)
     results = stored_current = current(stored)
     runs = load_runs(root)
     cells = results.drop_duplicates("cell_key")
@@ -223,8 +226,8 @@ def after_run(results: pd.DataFrame, echo=print) -> Path | None:
 
 
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
-                 reference: str | None = None, suites=()) -> Path:
-    context, figures = build(root, reference, suites)
+                 reference: str | None = None, suites=(), where: str | None = None, solvers: str | None = None) -> Path:
+    context, figures = build(root, reference, suites, where, solvers)
     for f in figures:
         f.png = _png(f.fig)
         if figures_dir is not None:

@@ -1,0 +1,73 @@
+"""Leaderboard exports (Markdown, CSV, LaTeX), filters, and the comparison of two results
+directories, on real runs."""
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import mrbench
+from mrbench.cli import main
+from mrbench.errors import UserError
+from mrbench.tables import render
+
+SUBGROUPS = Path(__file__).resolve().parents[1] / "reports" / "subgroups" / "results"
+
+SUITE = """
+[suite]
+name = "cmp"
+[defaults]
+d = 4
+k_max = 8
+n_test = 200
+n_train = 200
+sigma = 0.5
+[sections.main]
+grid = { m = [2, 3] }
+"""
+
+SHRUNK = """
+import numpy as np
+from mrbench import Solver
+
+class Shrunk(Solver):
+    name = "shrunk"
+    group = "prompt-only"
+    def predict(self, x, y):  # a constant guess: 0 in A, OFFSET in B
+        return np.full(y.shape, OFFSET)
+"""
+
+
+def test_leaderboard_formats_and_filters(capsys):
+    table = mrbench.leaderboards(SUBGROUPS, where="x_spread == 0.5", solvers="ols,em")
+    assert set(table["label"]) == {"ols", "em", "subgroup_oracle"}  # the reference always stays
+    assert set(table["spec"]) == {"spread/x_spread=0.5"}
+    md = render(table, "md").splitlines()
+    assert md[0].startswith("| spec | rank | solver") and len(md) == 2 + 3
+    csv = pd.read_csv(io.StringIO(render(table, "csv")))
+    assert list(csv["label"]) == list(table["label"]) and csv["ratio"].iloc[0] == 1.0
+    tex = render(table, "latex")
+    assert tex.startswith(r"\begin{tabular}") and r"subgroup\_oracle" in tex and tex.count(r"\\") == 4
+    assert main(["leaderboard", str(SUBGROUPS), "--format", "md", "--solvers", "em"]) == 0
+    assert "| em |" in capsys.readouterr().out
+    with pytest.raises(UserError, match="nope not in these results; they hold: altmin"):
+        mrbench.leaderboards(SUBGROUPS, solvers="nope")
+
+
+def test_compare_finds_a_solver_made_worse(tmp_path, capsys):
+    suite = tmp_path / "s.toml"
+    suite.write_text(SUITE)
+    for name, offset in (("a", 0.0), ("b", 0.5)):
+        plugin = tmp_path / name / "shrunk.py"
+        plugin.parent.mkdir()
+        plugin.write_text(SHRUNK.replace("OFFSET", str(offset)))
+        mrbench.run(suite=str(suite), solvers="ols,shrunk", out=tmp_path / name / "res", plugins=[plugin],
+                    progress=False, report=False)
+    table = mrbench.compare(tmp_path / "a" / "res", tmp_path / "b" / "res")
+    assert len(table) == 4  # two specs x (ols, shrunk)
+    ols, shrunk = table[table["label"] == "ols"], table[table["label"] == "shrunk"]
+    assert (ols["change"] == "").all() and (ols["diff"] == 0).all() and ols["same_code"].all()
+    assert (shrunk["change"] == "+").all() and (shrunk["ratio"] > 1).all() and not shrunk["same_code"].any()
+    assert main(["compare", str(tmp_path / "a" / "res"), str(tmp_path / "b" / "res"), "--only-changed"]) == 1
+    out = capsys.readouterr().out
+    assert "shrunk" in out and "ols" not in out.split("\n\n")[0] and "2 worse in B (+)" in out
