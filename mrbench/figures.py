@@ -149,21 +149,17 @@ def curve_figure(results: pd.DataFrame, spec: str, palette: Palette | None = Non
             name = t(label) + (f" (= {t(same[label])})" if label in same else "")
             line, = ax.plot(c["k"], c["nmse"], label=name, **style)
             _band(ax, c, line.get_color())
-        color_of = palette.color
-        _clip_axis(ax, curves, d, noiseless=sigma == 0, color_of=color_of)
+        _clip_axis(ax, curves, d, noiseless=sigma == 0, color_of=palette.color)
         ax.set(xlabel="k (pairs in the prompt)", ylabel="NMSE (MSE / d)", title=t(spec))
         ax.legend(fontsize=8, ncol=2)
         if with_ratio:
             rx = axes[0][1]
-            for label, c in curves.groupby("label", sort=False):
-                if label == reference:
-                    continue
-                r = c.set_index("k")["nmse"] / ref
-                rx.plot(r.index, r.values, label=t(label), **palette(label, c["group"], len(c)))
-            rx.axhline(1.0, color="0.3", linewidth=1)
             ratios = curves[curves["label"] != reference].assign(
                 nmse=lambda f: f["nmse"].to_numpy() / ref.reindex(f["k"]).to_numpy())
-            _clip_axis(rx, ratios, d, noiseless=False, color_of=color_of)
+            for label, c in ratios.groupby("label", sort=False):
+                rx.plot(c["k"], c["nmse"], label=t(label), **palette(label, c["group"], len(c)))
+            rx.axhline(1.0, color="0.3", linewidth=1)
+            _clip_axis(rx, ratios, d, noiseless=False, color_of=palette.color)
             rx.set(xlabel="k (pairs in the prompt)", ylabel=t(f"NMSE / NMSE of {reference}"),
                    title=t(f"ratio to {reference}"))
         fig.tight_layout()

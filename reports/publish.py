@@ -5,9 +5,15 @@ commit it records must be the code that ran. Rerun it when solvers change:
 
     python reports/publish.py                      # quick, pathak2023, jin2024, subgroups
     python reports/publish.py --suites jin2024     # one of them (the index keeps the others' rows)
+    python reports/publish.py --reuse              # keep the stored cells this code would compute alike
 
-Each suite's results go to reports/SUITE/results (emptied first, so the run is complete and
-fresh). Raw predictions are removed after the report is built (they are large; the report
+Each suite's results go to reports/SUITE/results, emptied first so that the run is complete and
+fresh; with --reuse, the stored cells whose keys this code gives again are kept (a cell's key
+hashes the code its numbers depend on, so a kept cell is what this commit would compute; each
+row keeps the commit that computed it) and only the others run. The report and scorecard are
+always rebuilt by this commit.
+
+Raw predictions are removed after the report is built (they are large; the report
 keeps what it drew from them); the Parquet cells, per-prompt scores and run records stay, so
 `mrbench report reports/SUITE/results` rebuilds the leaderboards and the scorecard.
 """
@@ -27,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 INDEX = HERE / "index.json"
 
 
-def publish(suite: str) -> dict:
+def publish(suite: str, reuse: bool = False) -> dict:
     import mrbench
     from mrbench.claims import scorecard_text
     from mrbench.leaderboard import current
@@ -39,17 +45,24 @@ def publish(suite: str) -> dict:
     # the code that runs, taken before the old results are removed (which would make it "dirty")
     # and not whatever is checked out when the run ends
     commit = git_commit()
-    shutil.rmtree(out, ignore_errors=True)
+    stored = set() if not reuse or not out.is_dir() else set(load_results(out)["cell_key"])
+    if not reuse:
+        shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     frame = mrbench.run(suite=suite, out=out, device="cpu", progress=False, report=False)
     wall = time.perf_counter() - t0
+    keys = set(frame["cell_key"])
+    for stale in set(stored) - keys:  # cells of older code: not this commit's, not published
+        Store(out).path(stale).unlink(missing_ok=True)
+        (out / "_prompts" / f"{stale}.npy").unlink(missing_ok=True)
+    reused = int((frame.drop_duplicates("cell_key")["git_commit"] != commit).sum())
     html = write_report(out, HERE / f"{suite}.html")
     verdicts = scorecard(current(load_results(out)), Store(out))
     (HERE / f"{suite}-claims.txt").write_text(scorecard_text(verdicts) + "\n" if verdicts else "no claims\n")
     shutil.rmtree(out / "_predictions", ignore_errors=True)
     cells = frame.drop_duplicates("cell_key")["status"].value_counts().to_dict()
     return {"suite": suite, "report": html.name, "claims": f"{suite}-claims.txt", "wall_seconds": round(wall, 1),
-            "cells": cells, "git_commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cells": cells, "reused": reused, "git_commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
             "verdicts": {v.claim.name: v.verdict for v in verdicts}}
 
@@ -64,6 +77,8 @@ def write_index(entries: dict) -> None:
              "| suite | report | claims | cells | wall time | machine | date | git commit |", "|---|---|---|---|---|---|---|---|"]
     for e in entries.values():
         cells = ", ".join(f"{n} {s}" for s, n in sorted(e["cells"].items()))
+        if e.get("reused"):
+            cells += f" ({e['reused']} kept from an earlier run of the same code)"
         lines.append(f"| {e['suite']} | [{e['report']}]({e['report']}) | [{e['claims']}]({e['claims']}) | {cells} | "
                      f"{e['wall_seconds']:.0f} s | {e['machine']} | {e['date']} | `{e['git_commit']}` |")
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
@@ -72,6 +87,7 @@ def write_index(entries: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", default="quick,pathak2023,jin2024,subgroups")
+    ap.add_argument("--reuse", action="store_true", help="keep the stored cells this code computes alike")
     args = ap.parse_args(argv)
     from mrbench.provenance import git_commit
 
@@ -84,7 +100,7 @@ def main(argv=None) -> int:
     entries = json.loads(INDEX.read_text()) if INDEX.exists() else {}
     for suite in args.suites.split(","):
         print(f"publishing {suite} ...", flush=True)
-        entries[suite] = publish(suite)
+        entries[suite] = publish(suite, args.reuse)
         print(f"  {entries[suite]['wall_seconds']} s, cells {entries[suite]['cells']}", flush=True)
         write_index(entries)
     return 0
