@@ -534,16 +534,16 @@ def _slope(c: Claim, ok: pd.DataFrame, store) -> Verdict:
         if rows.empty:
             continue
         score = families()[rows["family"].iloc[0]].slope_score
-        if score and rows[score].notna().any():
-            last = rows[rows["k"] == rows["k"].max()]
-            err = last[score].mean()
-            se = math.sqrt((last[f"{score}_se"] ** 2).sum()) / len(last)
-        elif c.reference is not None:
+        if c.reference is not None:  # a named reference first: the excess over it (Theorem 4.1's best of a class)
             ref = cells[cells["label"] == c.reference].drop_duplicates("cell_key")
             mine = rows.drop_duplicates("cell_key")
             if ref.empty:
                 continue
             err, se = _paired_excess(mine, ref, store)
+        elif score and rows[score].notna().any():
+            last = rows[rows["k"] == rows["k"].max()]
+            err = last[score].mean()
+            se = math.sqrt((last[f"{score}_se"] ** 2).sum()) / len(last)
         else:
             return Verdict(c, NOT_MEASURED, detail="no excess MSE stored here: name a reference to take the excess over")
         x = rows[c.field].iloc[0]

@@ -298,3 +298,28 @@ def test_with_several_seeds_the_ratio_interval_is_over_seeds():
     value, se, q = claims._paired_ratio(cells, claim, Store())
     assert value == pytest.approx(1.15) and se == pytest.approx(np.std([1.1, 1.2, 1.15], ddof=1) / np.sqrt(3))
     assert q == pytest.approx(t.ppf(0.975, 2))
+
+
+def test_a_slope_claim_with_a_reference_fits_the_excess_over_it():
+    """Theorem 4.1's quantity on the published jin2024 run: lsa's excess over the best of its
+    class (lsa[prompts=100000]), not over the family's known-beta bound. Checked against an
+    unweighted log-log fit of the mean paired excesses, computed here from the stored scores."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from mrbench.leaderboard import current
+    from mrbench.report import scorecard
+    from mrbench.store import Store, load_results
+
+    root = Path(__file__).resolve().parents[1] / "reports" / "jin2024" / "results"
+    results, store = current(load_results(root)), Store(root)
+    [verdict] = [v for v in scorecard(results, store) if v.claim.name == "excess_risk_in_B_lsa"]
+    cells = results[results["section"] == "training_prompts"].drop_duplicates("cell_key")
+    points = []
+    for B, part in cells.groupby("n_train"):
+        key = {label: part[part["label"] == label]["cell_key"].iloc[0] for label in ("lsa", "lsa[prompts=100000]")}
+        points.append((np.log(B), np.log((store.prompt_scores(key["lsa"]) - store.prompt_scores(key["lsa[prompts=100000]"])).mean())))
+    x, y = np.array(points).T
+    assert len(x) == 5 and abs(verdict.value - np.polyfit(x, y, 1)[0]) < 0.1
+    assert verdict.verdict == "holds" and verdict.high < -0.5
