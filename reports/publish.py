@@ -33,18 +33,16 @@ HERE = Path(__file__).resolve().parent
 INDEX = HERE / "index.json"
 
 
-def publish(suite: str, reuse: bool = False) -> dict:
+def publish(suite: str, commit: str, reuse: bool = False) -> dict:
+    """One suite, run by `commit`: the checkout's commit taken once before anything is written
+    (an earlier suite's new results would make it dirty)."""
     import mrbench
     from mrbench.claims import scorecard_text
     from mrbench.leaderboard import current
-    from mrbench.provenance import git_commit
     from mrbench.report import scorecard, write_report
     from mrbench.store import Store, load_results
 
     out = HERE / suite / "results"
-    # the code that runs, taken before the old results are removed (which would make it "dirty")
-    # and not whatever is checked out when the run ends
-    commit = git_commit()
     stored = set() if not reuse or not out.is_dir() else set(load_results(out)["cell_key"])
     if not reuse:
         shutil.rmtree(out, ignore_errors=True)
@@ -100,7 +98,7 @@ def main(argv=None) -> int:
     entries = json.loads(INDEX.read_text()) if INDEX.exists() else {}
     for suite in args.suites.split(","):
         print(f"publishing {suite} ...", flush=True)
-        entries[suite] = publish(suite, args.reuse)
+        entries[suite] = publish(suite, commit, args.reuse)
         print(f"  {entries[suite]['wall_seconds']} s, cells {entries[suite]['cells']}", flush=True)
         write_index(entries)
     return 0

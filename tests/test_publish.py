@@ -19,6 +19,24 @@ def test_publish_refuses_a_dirty_or_unknown_checkout(monkeypatch, capsys, commit
 
     publish = load_publish()
     monkeypatch.setattr(mrbench.provenance, "git_commit", lambda: commit)
-    monkeypatch.setattr(publish, "publish", lambda suite: pytest.fail("published from a dirty tree"))
+    monkeypatch.setattr(publish, "publish", lambda *a: pytest.fail("published from a dirty tree"))
     assert publish.main(["--suites", "quick"]) == 2
     assert "commit first" in capsys.readouterr().err
+
+
+def test_every_suite_records_the_commit_taken_before_the_first_one_ran(monkeypatch, tmp_path):
+    """The first suite's new results make the checkout dirty; the later suites still ran the
+    same clean commit and record it (earlier published rows said '+dirty' for that reason)."""
+    import mrbench.provenance
+
+    publish = load_publish()
+    commits = iter(["abc123", "abc123+dirty", "abc123+dirty"])
+    monkeypatch.setattr(mrbench.provenance, "git_commit", lambda: next(commits))
+    seen = []
+    monkeypatch.setattr(publish, "publish", lambda suite, commit, reuse: seen.append(commit) or {
+        "suite": suite, "report": "r", "claims": "c", "wall_seconds": 1.0, "cells": {}, "git_commit": commit,
+        "date": "d", "machine": "m"})
+    monkeypatch.setattr(publish, "INDEX", tmp_path / "index.json")
+    monkeypatch.setattr(publish, "write_index", lambda entries: None)
+    assert publish.main(["--suites", "a,b,c"]) == 0
+    assert seen == ["abc123"] * 3
