@@ -32,7 +32,7 @@ class PerPrompt(_PerPromptSetup):
 
 
 class PerPromptMemoryAccuracy(_PerPromptSetup):
-    params = (PER_PROMPT, [5, 20], [60])
+    params = (PER_PROMPT, [20], [60])  # the larger m: each value is a process of its own
 
     def peakmem_predict(self, data, name, m, k):
         self.solver.predict(self.ds.test.x, self.y)
@@ -51,7 +51,7 @@ class _TrainedSetup:
         out = {}
         for f in FAMILIES:
             for m in (5, 20):
-                for n in (4000, 16000):
+                for n in (2000, 4000, 8000):
                     ds = dataset(m, n_train=n, family=f)
                     ds.train.fixed()  # generated here, once, and cached with the dataset
                     out[(f, m, n)] = ds
@@ -66,7 +66,7 @@ class _TrainedSetup:
 class TrainedFit(_TrainedSetup):
     """Solvers that learn from n_train training prompts: fit time."""
 
-    params = (TRAINED, [5, 20], [4000, 16000])
+    params = (TRAINED, [5, 20], [2000, 8000])
 
     def time_fit(self, data, name, m, n_train):
         fitted(name, self.ds)
