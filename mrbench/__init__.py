@@ -33,6 +33,17 @@ def leaderboards(path, where: str | None = None, solvers: str | None = None):
     return board(path, where, solvers)
 
 
+def scorecard(path, suites=(), where: str | None = None, solvers: str | None = None):
+    """The claims scorecard of a results directory as a DataFrame: per claim (and model variant)
+    its source, the measured value with its interval, the threshold, the verdict and the quote.
+    `suites`: suite files (or built-in names) whose claims to score, else the built-in suites
+    the results name; `where` and `solvers` as in `mrbench report`."""
+    from .report import verdicts
+    from .tables import claims_table
+
+    return claims_table(verdicts(path, suites, where, solvers))
+
+
 def compare(a, b, where: str | None = None, solvers: str | None = None):
     """The cells two results directories both hold: NMSE in each, B / A and the paired change."""
     from .tables import compare as _compare
@@ -40,4 +51,4 @@ def compare(a, b, where: str | None = None, solvers: str | None = None):
     return _compare(a, b, where, solvers)
 
 
-__all__ = ["Solver", "SkipSolver", "UserError", "run", "load_results", "leaderboards", "compare", "__version__"]
+__all__ = ["Solver", "SkipSolver", "UserError", "run", "load_results", "leaderboards", "scorecard", "compare", "__version__"]

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", help="also write every figure as PNG and SVG into this directory")
     rep.add_argument("--reference", help="solver label for the distance probe (default: every trained solver)")
     rep.add_argument("--claims", action="store_true", help="also print the claims scorecard on the console")
+    rep.add_argument("--format", choices=("md", "csv", "latex"),
+                     help="also write the leaderboards and the scorecard as tables beside the report: "
+                          "_leaderboards.EXT and _claims.EXT (md: Markdown, csv, latex: booktabs tabular)")
     rep.add_argument("--suite", action="append", default=[], metavar="FILE",
                      help="a suite file whose claims to score (built-in suites are found by name; a path a "
                           "results directory names is never loaded)")
@@ -139,20 +142,29 @@ def _cmd_report(args) -> int:
     from pathlib import Path
 
     from .errors import UserError
-    from .report import write_report
+    from .report import verdicts, write_report
 
     if not Path(args.results).is_dir():
         raise UserError(f"{args.results}: no such results directory")
-    print(f"report: {write_report(args.results, args.output, args.figures, args.reference, args.suite, args.where, args.solvers)}")
-    if args.claims:
-        from .claims import scorecard_text
-        from .leaderboard import current
-        from .report import scorecard
-        from .store import Store, load_results
+    html = write_report(args.results, args.output, args.figures, args.reference, args.suite, args.where, args.solvers)
+    print(f"report: {html}")
+    if not (args.claims or args.format):
+        return 0
+    from .atomic import atomic_write
+    from .claims import scorecard_text
+    from .tables import board, render, render_claims
 
-        root = Path(args.results)
-        verdicts = scorecard(current(load_results(root)), Store(root), args.suite)
-        print(scorecard_text(verdicts) if verdicts else "no claims: the suites of these results declare none")
+    found = verdicts(args.results, args.suite, args.where, args.solvers)
+    if args.claims:
+        print(scorecard_text(found) if found else "no claims: the suites of these results declare none")
+    if args.format:
+        ext = {"md": "md", "csv": "csv", "latex": "tex"}[args.format]
+        tables = {"_leaderboards": render(board(args.results, args.where, args.solvers), args.format),
+                  "_claims": render_claims(found, args.format)}
+        for stem, text in tables.items():
+            path = Path(html).parent / f"{stem}.{ext}"
+            atomic_write(path, lambda f, text=text: f.write(text.encode()))
+            print(f"{stem[1:]}: {path}")
     return 0
 
 

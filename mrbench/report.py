@@ -104,6 +104,12 @@ def scorecard(results: pd.DataFrame, store: Store, suites=()) -> list:
     return verdicts
 
 
+def verdicts(root: str | Path, suites=(), where: str | None = None, solvers: str | None = None) -> list:
+    """The scorecard of a results directory: `where` and `solvers` as in `mrbench report`."""
+    root = Path(root)
+    return scorecard(current(select(load_results(root), where, solvers)), Store(root), suites)
+
+
 def _in_plan_order(specs, runs: list[dict], prefixed: bool) -> list[str]:
     """Specs in the order the runs planned them (a suite's sections, each in grid order), then
     any the run records do not name, as stored. `prefixed`: spec names carry their suite."""

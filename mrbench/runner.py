@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_write
+from . import formatting as fmt
 from .errors import UserError
 from .executors import CellJob, Task, make_executor
 from .families import families
@@ -207,7 +208,7 @@ def run(suite: str = "quick", solvers: str | None = None, seeds: int = 1, out: s
         out = _out_dir(out)
         statuses, todo, keep = _todo(cells, suite_obj, Store(out), force, save_predictions, sweep=not dry_run)
         if dry_run:
-            return _dry_run(cells, statuses, todo, out, device, echo)
+            return _dry_run(cells, statuses, todo, out, device, echo, jobs, force)
         if not todo:  # nothing to store: a read-only directory of complete results still reports
             return _summarize(out, cells, [], progress, echo, suite_obj)
         check_writable(out)
@@ -262,7 +263,8 @@ def _todo(cells: list[Cell], suite_obj, store: Store, force: bool, save_predicti
 DRY_RUN_ROWS = 1000  # a longer plan prints its first rows and the counts
 
 
-def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, device: str, echo) -> pd.DataFrame:
+def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, device: str, echo,
+             jobs: int = 1, force: bool = False) -> pd.DataFrame:
     """The plan, cell by cell: stored, to run, or to run and skip here (no checkpoint, no GPU,
     another family): what a run would do, without running anything."""
     running = {c.key for c in todo}
@@ -283,13 +285,44 @@ def _dry_run(cells: list[Cell], statuses: dict, todo: list[Cell], out: Path, dev
         echo(f"{len(skips)} of the cells to run will not run here:")
         for (solver, reason), part in skips.groupby(["solver", "skips"], sort=False):
             echo(f"  {solver} on {len(part)} spec(s): {reason.splitlines()[0]}")
-    again = int((frame["stored"] & frame["key"].isin(running)).sum())  # stored without the predictions wanted now
-    notes = [f"{len(skips)} of them skip here"] * bool(len(skips)) + [
-        f"{again} of them stored without the predictions their figure needs"] * bool(again)
+    again = int((frame["stored"] & frame["key"].isin(running)).sum())  # --force, or stored without predictions
+    why = "stored, rerun by --force" if force else "stored without the predictions their figure needs"
+    notes = [f"{len(skips)} of them skip here"] * bool(len(skips)) + [f"{again} of them {why}"] * bool(again)
     detail = f" ({'; '.join(notes)})" if notes else ""
     echo(f"{len(cells)} cells, {len(todo)} to run{detail}, "
          f"{len(cells) - len(todo)} stored in {out}")
+    estimate = _time_estimate(frame[frame["key"].isin(running) & (frame["skips"] == "")], out, jobs)
+    if estimate:
+        echo(estimate)
     return frame
+
+
+def _time_estimate(to_run: pd.DataFrame, out: Path, jobs: int) -> str:
+    """The solver time (fit + predict) the cells to run would take, from the timings this
+    directory stored: the same spec, seed and solver run before (under other code, or cut
+    short), else the solver's median over the other specs it ran here."""
+    if to_run.empty:
+        return ""
+    stored = load_results(out) if out.is_dir() else pd.DataFrame()
+    if stored.empty:
+        return f"no time estimate: {out} holds no timings yet"
+    cells = stored[stored["status"] == OK].drop_duplicates("cell_key")
+    cells = cells.assign(seconds=cells["fit_seconds"].fillna(0) + cells["predict_seconds"].fillna(0))
+    same = cells.sort_values("created_at").groupby(["spec", "seed", "label"])["seconds"].last().to_dict()
+    median = cells.groupby("label")["seconds"].median().to_dict()
+    total, exact, typical = 0.0, 0, 0
+    for row in to_run.itertuples(index=False):
+        if (row.spec, row.seed, row.solver) in same:
+            total, exact = total + same[row.spec, row.seed, row.solver], exact + 1
+        elif row.solver in median:
+            total, typical = total + median[row.solver], typical + 1
+    unknown = len(to_run) - exact - typical
+    if not exact + typical:
+        return f"no time estimate: none of the {len(to_run)} cells' solvers has a stored timing in {out}"
+    with_jobs = f", about {fmt.duration(total / jobs)} with -j {jobs}" if jobs > 1 else ""
+    return (f"estimated solver time (fit + predict, data generation not counted): about {fmt.duration(total)}"
+            f"{with_jobs}, for {exact + typical} of the {len(to_run)} cells that would run ({exact} timed here "
+            f"before, {typical} at their solver's median here{f'; {unknown} never timed here' if unknown else ''})")
 
 
 def _summarize(out: Path, cells: list[Cell], ran: list[str], progress: bool, echo, suite_obj=None) -> pd.DataFrame:

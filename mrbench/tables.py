@@ -53,28 +53,66 @@ def board(root: str | Path, where: str | None = None, solvers: str | None = None
 def render(table: pd.DataFrame, form: str) -> str:
     """A leaderboard (board's frame) as text, Markdown, CSV or LaTeX (booktabs): numbers with
     the digits the console shows, a rank not resolved from some solver outside its group with '?'."""
-    if form not in FORMATS:
-        raise UserError(f"--format {form!r}: valid formats are {', '.join(FORMATS)}")
+    _check_format(form)
     if form == "csv":
-        buf = io.StringIO()
-        table.to_csv(buf, index=False)
-        return buf.getvalue()
+        return _csv(table)
     shown = pd.DataFrame({
         "spec": table["spec"], "rank": [f"{r}{'' if ok else '?'}" for r, ok in zip(table["rank"], table["resolved"])],
         "solver": table["label"], "mean NMSE": table["nmse"].map(fmt.num), "SE": table["se"].map(lambda v: fmt.num(v, 2)),
         "excess": table["excess"].map(fmt.signed), "ratio": table["ratio"].map(fmt.num)})
+    return _emit(shown, form, right=("mean NMSE", "SE", "excess", "ratio"), group="spec")
+
+
+def claims_table(verdicts) -> pd.DataFrame:
+    """The claims scorecard (claims.evaluate's verdicts) as a frame: one row per claim and
+    model variant, with the measured value and interval as printed, the threshold and the quote."""
+    return pd.DataFrame([{"claim": v.claim.name, "source": v.claim.source, "measured": v.measured(),
+                          "holds if": v.claim.threshold(), "verdict": v.verdict,
+                          "quote": fmt.math_text(v.claim.quote)} for v in verdicts],
+                        columns=["claim", "source", "measured", "holds if", "verdict", "quote"])
+
+
+def render_claims(verdicts, form: str) -> str:
+    """The scorecard as text, Markdown, CSV or LaTeX; the quote is a column of the CSV only
+    (the other formats are tables to read, where it would swamp the verdicts)."""
+    _check_format(form)
+    table = claims_table(verdicts)
+    if form == "csv":
+        return _csv(table)
+    # LaTeX: the long columns wrap (booktabs p columns), so the table fits a page
+    return _emit(table.drop(columns="quote"), form, align=r"lp{0.2\linewidth}p{0.4\linewidth}ll")
+
+
+def _check_format(form: str) -> None:
+    if form not in FORMATS:
+        raise UserError(f"--format {form!r}: valid formats are {', '.join(FORMATS)}")
+
+
+def _csv(table: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def _emit(shown: pd.DataFrame, form: str, right=(), group: str | None = None, align: str | None = None) -> str:
+    """Strings in columns as a text, Markdown or LaTeX table; `right`: the number columns;
+    `group`: a column whose changes the LaTeX table separates with a rule; `align`: the LaTeX
+    column spec (default: l, r for the `right` ones)."""
     if form == "text":
-        return fmt.text_table({c: list(shown[c]) for c in shown}, right=("mean NMSE", "SE", "excess", "ratio")) + "\n"
+        return fmt.text_table({c: list(shown[c]) for c in shown}, right=right) + "\n"
     if form == "md":
         head = "| " + " | ".join(shown.columns) + " |\n|" + "|".join(
-            "---:" if c in ("mean NMSE", "SE", "excess", "ratio") else "---" for c in shown.columns) + "|\n"
+            "---:" if c in right else "---" for c in shown.columns) + "|\n"
         return head + "".join("| " + " | ".join(_md(v) for v in row) + " |\n" for row in shown.itertuples(index=False))
-    lines = [r"\begin{tabular}{lllrrrr}", r"\toprule", " & ".join(_tex(c) for c in shown.columns) + r" \\", r"\midrule"]
+    align = align or "".join("r" if c in right else "l" for c in shown.columns)
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(_tex(c) for c in shown.columns) + r" \\",
+             r"\midrule"]
     last = None
     for row in shown.itertuples(index=False):
-        if last is not None and row[0] != last:
+        at = getattr(row, group) if group else None
+        if group and last is not None and at != last:
             lines.append(r"\midrule")
-        last = row[0]
+        last = at
         lines.append(" & ".join(_tex(v) for v in row) + r" \\")
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 

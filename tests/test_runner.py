@@ -331,3 +331,27 @@ def test_version_and_every_train_option_has_help(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"mrbench {mrbench.__version__}"
     train = next(a for a in _parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
     assert all(action.help for action in train._actions), [a.dest for a in train._actions if not a.help]
+
+
+def test_dry_run_estimates_the_time_from_stored_timings(tiny, tmp_path):
+    out, common = tmp_path / "r", dict(suite=str(tiny), progress=False, report=False)
+    said = []
+    mrbench.run(out=out, solvers="ols", dry_run=True, echo=said.append, **common)
+    assert said[-1] == f"no time estimate: {out.resolve()} holds no timings yet"
+    stored = mrbench.run(out=out, solvers="ols,ridge", where="m == 2", **common).drop_duplicates("cell_key")
+    seconds = stored["fit_seconds"] + stored["predict_seconds"]
+    said.clear()
+    mrbench.run(out=out, solvers="ols,ridge,em", force=True, dry_run=True, echo=said.append, **common)
+    # m = 2: the same cells timed before (rerun by --force); m = 3: each solver's median; em: never run
+    assert "12 cells, 12 to run (4 of them stored, rerun by --force)" in said[-2]
+    assert "for 8 of the 12 cells that would run (4 timed here before, 4 at their solver's median here; " \
+           "4 never timed here)" in said[-1]
+    expected = 2 * seconds.sum()  # m = 3's two specs at the median of m = 2's two, per solver
+    shown = said[-1].split("about ")[1].split(",")[0]
+    assert fmt_duration(expected) == shown
+
+
+def fmt_duration(seconds):
+    from mrbench.formatting import duration
+
+    return duration(seconds)

@@ -71,3 +71,27 @@ def test_compare_finds_a_solver_made_worse(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a" / "res"), str(tmp_path / "b" / "res"), "--only-changed"]) == 1
     out = capsys.readouterr().out
     assert "shrunk" in out and "ols" not in out.split("\n\n")[0] and "2 worse in B (+)" in out
+
+
+QUICK = Path(__file__).resolve().parents[1] / "reports" / "quick" / "results"
+
+
+def test_report_writes_scorecard_and_leaderboards_as_tables(tmp_path, capsys):
+    """`mrbench report --format` writes both tables beside the page; `mrbench.scorecard` is the
+    same scorecard as a frame, one row per claim and model variant (not `mrbench.claims`: that
+    name is the module of claims)."""
+    card = mrbench.scorecard(QUICK)
+    assert len(card) >= 5 and set(card["verdict"]) <= {"holds", "fails", "inconclusive", "not measured"}
+    assert card["measured"].str.contains(r"\[", regex=True).any() and "$" not in "".join(card["quote"])
+    assert main(["report", str(QUICK), "-o", str(tmp_path / "r.html"), "--format", "md"]) == 0
+    md = (tmp_path / "_claims.md").read_text().splitlines()
+    assert md[0] == "| claim | source | measured | holds if | verdict |" and len(md) == 2 + len(card)
+    assert [line.split(" | ")[0][2:] for line in md[2:]] == list(card["claim"])
+    assert (tmp_path / "_leaderboards.md").read_text().startswith("| spec | rank | solver")
+    assert main(["report", str(QUICK), "-o", str(tmp_path / "r.html"), "--format", "csv"]) == 0
+    assert list(pd.read_csv(tmp_path / "_claims.csv")["verdict"]) == list(card["verdict"])
+    assert main(["report", str(QUICK), "-o", str(tmp_path / "r.html"), "--format", "latex",
+                 "--where", "m == 5"]) == 0
+    tex = (tmp_path / "_claims.tex").read_text()
+    assert tex.startswith(r"\begin{tabular}{lp{") and r"\bottomrule" in tex
+    assert "m=20" not in (tmp_path / "_leaderboards.tex").read_text()
