@@ -137,6 +137,9 @@ def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):
                                cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True).stdout
         assert f"{files[0].stem} | 3 | 0.5 | tiny | lr 0.003, batch 32, uniform weights, curriculum | - | - | - |" in table
         assert "/60 step [" in err and ".000" not in err  # whole steps in the progress bar
+        evals = [line for line in out.splitlines() if line.startswith("evaluation at step ")]
+        assert [e.split(",")[0] for e in evals] == ["evaluation at step 30", "evaluation at step 60"]
+        assert "mean NMSE ratio to the oracle" in evals[0]  # one line each, the curve stays on screen
         code, _, err = cli("run", "--suite", suite, "--solvers", "transformer[preset='tiny']", "--out", tmp_path / "r")
         assert code == 0, err
     finally:

@@ -338,6 +338,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
             if evals.due(step, clock.elapsed()):
                 clock.pause()  # evaluations are not training time
                 evals.run(model, step)
+                bar.evaluated(hist.evals[-1])
                 if len(hist.evals) == 1:  # a kill from here on never loses the run
                     saver.save()
                 clock.resume()
@@ -389,6 +390,19 @@ class _Bar:
             elif "mean_nmse" in last:
                 post += f", NMSE {last['mean_nmse']:.4f}"
             self.bar.set_postfix_str(post.lstrip(", "), refresh=False)
+
+    def evaluated(self, entry: dict) -> None:
+        """One line per evaluation, above the bar, so that the learning curve stays on screen."""
+        if self.bar.disable:
+            return
+        where = (f"{entry['seconds']:.0f} training s" if self.timed else f"step {entry['step']}") + \
+            f", {entry['samples'] / 1e6:.2f}M prompts" + (f", {entry['pairs']} pairs" if entry.get("pairs") else "")
+        if "mean_ratio" in entry:
+            what = (f"mean NMSE ratio to the oracle {entry['mean_ratio']:.4f} "
+                    f"(worst {entry['worst_ratio']:.2f} at k = {entry['worst_k']})")
+        else:
+            what = f"mean NMSE {entry['mean_nmse']:.4g}"
+        self.bar.write(f"evaluation at {where}: {what}")
 
     def close(self) -> None:
         self.bar.close()
