@@ -14,13 +14,12 @@ import pandas as pd  # noqa: E402
 from .families import families  # noqa: E402
 
 RC = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "figure.max_open_warning": 0}
-STYLE = {  # told apart at a glance: oracles dashed, plug-ins solid, prompt-only dotted, trained thick
+STYLE = {  # told apart at a glance: oracles dashed, plug-ins solid, prompt-only dotted, in-context thick
     "oracle": dict(linestyle="--", linewidth=1.6),
     "plug-in": dict(linestyle="-", linewidth=1.4),
     "prompt-only": dict(linestyle=":", linewidth=1.8),
-    "trained": dict(linestyle="-", linewidth=2.6),
+    "in-context": dict(linestyle="-", linewidth=2.6),
 }
-STYLE["data-driven"] = STYLE["prompt-only"]  # the name results of earlier versions carry
 
 
 @dataclass
@@ -233,7 +232,7 @@ def shift_figures(results: pd.DataFrame) -> list[Figure]:
     shifted = ok[ok["shift_kind"] != "none"]
     for (section, kind, m), part in shifted.groupby(["section", "shift_kind", "m"]):
         group = part.drop_duplicates("label").set_index("label")["solver_group"]
-        order = {"trained": 0, "oracle": 1}
+        order = {"in-context": 0, "oracle": 1}
         labels = sorted(group.index, key=lambda l: (order.get(group[l], 2), l))[:6]
         values = sorted(part["shift_value"].unique())
         colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(values)))

@@ -164,7 +164,7 @@ def below_reference(results: pd.DataFrame, store, z: float = 3.0) -> list[dict]:
     return found
 
 
-def reference_ratios(results: pd.DataFrame, store, group: str = "trained") -> list[dict]:
+def reference_ratios(results: pd.DataFrame, store, group: str = "in-context") -> list[dict]:
     """Per spec of the training law, each solver of `group` (default: trained in context) as a
     ratio of mean NMSE to its family's Bayes reference, paired over prompts (paired_ratio), with
     its 95% interval; the question the papers ask, one line per spec."""

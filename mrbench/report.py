@@ -57,7 +57,7 @@ def probes(results: pd.DataFrame, store: Store, reference: str | None = None) ->
     out = {}
     cells = results[results["status"] == OK].drop_duplicates("cell_key")
     for (spec, seed), part in cells.groupby(["spec", "seed"]):
-        refs = part[part["label"] == reference] if reference else part[part["solver_group"] == "trained"]
+        refs = part[part["label"] == reference] if reference else part[part["solver_group"] == "in-context"]
         for _, ref in refs.iterrows():
             f = store.predictions(ref["cell_key"])
             if f is None:
@@ -181,7 +181,7 @@ def build(root: str | Path, reference: str | None = None, suites=(), where: str 
         cells = results.drop_duplicates("cell_key")
         missing = [{**c, "spec": f"{c['suite']}:{c['spec']}"} for c in missing]
     order = _in_plan_order(cells["spec"], runs, prefixed=cells["suite"].nunique() > 1)
-    group_of, rank = dict(zip(cells["label"], cells["solver_group"])), {"oracle": 0, "bound": 1, "trained": 2}
+    group_of, rank = dict(zip(cells["label"], cells["solver_group"])), {"oracle": 0, "bound": 1, "in-context": 2}
     palette = Palette(sorted(group_of, key=lambda label: (rank.get(group_of[label], 3), label)))
     figures = [curve_figure(results, s, palette) for s in order if s in set(cells[cells["status"] == OK]["spec"])]
     fixed_n = fixed_n_figures(results, palette)

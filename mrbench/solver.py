@@ -25,7 +25,7 @@ class Solver:
     name: ClassVar[str] = ""
     requires_truth: ClassVar[bool] = False  # an oracle: fit receives the true pool
     trained: ClassVar[bool] = False  # learns from the spec's training prompts
-    group: ClassVar[str] = ""  # display group: oracle, bound, prompt-only, plug-in, trained (in context)
+    group: ClassVar[str] = ""  # display group: oracle, bound, prompt-only, plug-in, in-context (trained in context)
     version: ClassVar[str] = "1"  # bump to invalidate stored results by hand
     families: ClassVar[tuple[str, ...] | None] = None  # data families it applies to; None: every one
     test_params: ClassVar[dict[str, Any]] = {}  # parameters for the contract checks (fast, small)

@@ -49,6 +49,7 @@ _RESULT_TAIL = [
 ]
 _TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 RENAMED = {"solver_family": "solver_group"}  # columns of results written by older versions
+GROUPS_RENAMED = {"data-driven": "prompt-only", "trained": "in-context"}  # their solver groups
 
 
 def schema() -> pa.Schema:
@@ -129,11 +130,22 @@ def _conformed(table: pa.Table, s: pa.Schema) -> pa.Table:
     predates (a data family added since) null."""
     # the pandas metadata is not needed (no index is stored) and is not covered by the checksums
     table = table.rename_columns([RENAMED.get(c, c) for c in table.column_names]).replace_schema_metadata(None)
+    table = _renamed_groups(table)
     if table.schema.equals(s):
         return table
     columns = dict(zip(table.column_names, table.columns))
     return pa.table({f.name: columns[f.name].cast(f.type) if f.name in columns
                      else pa.nulls(len(table), f.type) for f in s}, schema=s)
+
+
+def _renamed_groups(table: pa.Table) -> pa.Table:
+    if "solver_group" not in table.column_names:
+        return table
+    at = table.column_names.index("solver_group")
+    group = table["solver_group"]
+    for old, new in GROUPS_RENAMED.items():
+        group = pc.if_else(pc.equal(group, old), new, group)
+    return table.set_column(at, table.schema.field(at), group)
 
 
 class Store:

@@ -241,7 +241,7 @@ def test_code_version_covers_the_helpers_a_solver_imports():
 
     registry = load_registry()
     em = code_modules(registry["em"].cls)
-    assert {"mrbench.solvers.em", "mrbench.solvers.plugin", "mrbench.solvers.estimation", "mrbench.predictors"} <= set(em)
+    assert {"mrbench.solvers.em", "mrbench.solvers.plug_in", "mrbench.solvers.estimation", "mrbench.predictors"} <= set(em)
     assert "mrbench.predictors" in code_modules(registry["posterior_mean"].cls)
     assert code_modules(registry["ols"].cls) == ["mrbench.solvers.least_squares"]  # prefix_solutions lives there
     assert not {"mrbench.runner", "mrbench.report", "mrbench.solver"} & set(em)

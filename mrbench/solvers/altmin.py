@@ -1,10 +1,10 @@
 """Alternating minimization (Yi, Caramanis, Sanghavi 2014): hard assignment of whole prompts,
 per-component least squares, from the spectral initialization."""
 from mrbench.solvers.estimation import Stats, batch_em, spectral_init
-from mrbench.solvers.plugin import PlugIn
+from mrbench.solvers.plug_in import PlugInEstimator
 
 
-class AltMin(PlugIn):
+class AltMin(PlugInEstimator):
     name = "altmin"
 
     def __init__(self, tol=1e-3, max_iter=1000, predictor="posterior_mean", weights="uniform"):

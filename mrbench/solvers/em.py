@@ -3,10 +3,10 @@ import numpy as np
 
 from mrbench.solver import at_least, one_of
 from mrbench.solvers.estimation import Stats, batch_em, spectral_init, sphere
-from mrbench.solvers.plugin import PlugIn
+from mrbench.solvers.plug_in import PlugInEstimator
 
 
-class EM(PlugIn):
+class EM(PlugInEstimator):
     """Latent component per prompt. Defaults are the paper's: random init (pi uniform on the
     simplex, w uniform on the sphere of radius sqrt(d)), tol 1e-3, max_iter 20000, sigma known.
     `n_init` restarts keep the best objective; `init="spectral"` starts from the moment subspace."""

@@ -9,10 +9,10 @@ import numpy as np
 
 from mrbench.lazy import torch
 from mrbench.solvers.estimation import LOG_2PI, Stats, spectral_init
-from mrbench.solvers.plugin import PlugIn
+from mrbench.solvers.plug_in import PlugInEstimator
 
 
-class Kong2020(PlugIn):
+class Kong2020(PlugInEstimator):
     name = "kong2020"
 
     def __init__(self, n_cluster=1000, refine_steps=1, sigma="known", predictor="posterior_mean",

@@ -28,7 +28,7 @@ def features(x, y):
 class LSA(Solver):
     name = "lsa"
     trained = True
-    group = "trained"
+    group = "in-context"
     families = ("sample",)
 
     def __init__(self, steps=500, init="zero", prompts=None):

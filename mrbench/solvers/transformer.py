@@ -20,7 +20,7 @@ RECIPE_NAMES = ("auto", "cpu", "default", "pathak2023")  # auto: cpu on the CPU,
 class Transformer(Solver):
     name = "transformer"
     trained = True
-    group = "trained"
+    group = "in-context"
     test_params = {"preset": "tiny", "recipe": "default", "steps": 20, "batch_size": 16}
     code_also = ("mrbench.transformer.model", "mrbench.transformer.train")  # imported in fit and predict
 

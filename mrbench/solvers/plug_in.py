@@ -9,7 +9,7 @@ PREDICTORS = ("posterior_mean", "argmin")
 WEIGHTS = ("uniform", "estimated")
 
 
-def plugin_predict(x, y, pool, sigma, pi, predictor="posterior_mean", weights="uniform"):
+def plug_in_predict(x, y, pool, sigma, pi, predictor="posterior_mean", weights="uniform"):
     one_of("predictor", predictor, PREDICTORS)
     one_of("weights", weights, WEIGHTS)
     if predictor == "argmin":
@@ -19,7 +19,7 @@ def plugin_predict(x, y, pool, sigma, pi, predictor="posterior_mean", weights="u
     return posterior_mean(x, y, pool, sigma, prior)
 
 
-class PlugIn(Solver):
+class PlugInEstimator(Solver):
     """Base of the pool estimators: fit sets pool_, pi_, sigma_ and fit_info_; prediction is
     the plug-in predictor chosen by the `predictor` and `weights` parameters."""
 
@@ -35,7 +35,7 @@ class PlugIn(Solver):
             one_of("sigma", self.sigma, ("known", "estimated"))
 
     def predict(self, x, y):
-        return plugin_predict(x, y, self.pool_, self.sigma_, self.pi_, self.predictor, self.weights)
+        return plug_in_predict(x, y, self.pool_, self.sigma_, self.pi_, self.predictor, self.weights)
 
     def info(self):
         return {"pool": self.pool_, "pi": self.pi_, **self.fit_info_}
