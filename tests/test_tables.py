@@ -68,6 +68,12 @@ def test_compare_finds_a_solver_made_worse(tmp_path, capsys):
     ols, shrunk = table[table["label"] == "ols"], table[table["label"] == "shrunk"]
     assert (ols["change"] == "").all() and (ols["diff"] == 0).all() and ols["same_code"].all()
     assert (shrunk["change"] == "+").all() and (shrunk["ratio"] > 1).all() and not shrunk["same_code"].any()
+    # the known amount: predicting 0.5 instead of 0 adds (0.25 - 2 * 0.5 * E[y]) / d = 0.25 / 4 to the NMSE
+    assert (abs(shrunk["diff"] - 0.0625) < 4 * shrunk["se"]).all() and (shrunk["se"] < 0.02).all()
+    same = mrbench.compare(tmp_path / "a" / "res", tmp_path / "a" / "res")
+    assert len(same) == 4 and (same["change"] == "").all() and (same["diff"] == 0).all()
+    assert main(["compare", str(tmp_path / "a" / "res"), str(tmp_path / "a" / "res")]) == 0
+    capsys.readouterr()
     assert main(["compare", str(tmp_path / "a" / "res"), str(tmp_path / "b" / "res"), "--only-changed"]) == 1
     out = capsys.readouterr().out
     assert "shrunk" in out and "ols" not in out.split("\n\n")[0] and "2 worse in B (+)" in out
