@@ -122,7 +122,8 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
         except state.DamagedState as exc:
             raise UserError(str(exc)) from None
         final = evaluate(model)
-        echo(f"  {summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)")
+        echo(f"  {summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)"
+             + (f"; stopped early at {hist.stopped['seconds']:.0f} s of the budget" if hist.stopped else ""))
         if final.get("mean_ratio", 0) > PLATEAU_RATIO:
             echo(f"  still far from the oracle (mean ratio {final['mean_ratio']:.1f}): expected of a budget this short; "
                  "the README's learning curves give the budgets that train (to a ratio of 1.05 at m = 5: about "
@@ -131,7 +132,7 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
                 "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
                 "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
                 "device": device, "device_name": device_name(device, torch.get_num_threads()), "final": final,
-                "evals": hist.evals,
+                "evals": hist.evals, "stopped_early": hist.stopped,
                 "loss": hist.loss, "init_from": init and init[1],
                 "mrbench_version": __version__, "git_commit": commit,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -414,3 +414,21 @@ def test_the_pathak2023_recipe_follows_appendix_c():
     short = dataclasses.replace(r, steps=6, phase_steps=2, batch_size=8)
     _, hist = train_model(ds.train, Config(d=4, max_pairs=9, **PRESETS["tiny"]), short, "cpu", 0, progress=False)
     assert hist.pairs == 9 and hist.dims == 4  # 11 and 5 capped by P = 9 and d = 4
+
+
+def test_a_fixed_set_run_stops_when_held_out_quality_stops_improving():
+    from mrbench.transformer.train import stalled
+
+    def ev(seconds, ratio, pairs=61):
+        return {"seconds": seconds, "step": int(seconds), "pairs": pairs, "mean_ratio": ratio}
+
+    curve = [ev(100, 9.0, pairs=31), ev(200, 2.0), ev(300, 1.5), ev(400, 1.2), ev(500, 1.1995), ev(600, 1.21)]
+    assert stalled(curve, 3, 61) is None  # two evaluations since the best: not yet
+    stop = stalled(curve + [ev(700, 1.1999)], 3, 61)  # 1.1995 and 1.1999 are within 0.1% of 1.2
+    assert stop["best_seconds"] == 400 and stop["seconds"] == 700 and "1.2000 at 400 training s" in stop["why"]
+    assert stalled(curve + [ev(700, 1.15)], 3, 61) is None  # a new best resets the count
+    assert stalled(curve + [ev(700, 1.3)], None, 61) is None  # no patience: never
+    # the curriculum's shorter prompts do not count: only evaluations on whole prompts
+    assert stalled([ev(s, 1.0, pairs=41) for s in range(10)], 3, 61) is None
+    noiseless = [{"seconds": s, "step": s, "pairs": 61, "mean_nmse": 0.01} for s in range(5)]
+    assert "mean nmse" in stalled(noiseless, 3, 61)["why"]

@@ -43,6 +43,7 @@ class History:
     # the lowest learning rate used after the warm-up: a resumed run with a larger budget never
     # steps above it (re-stretching the cosine would raise it again, and undo the decay's gains)
     lr_cap: float | None = None
+    stopped: dict | None = None  # why a fixed-set run stopped before its budget (Recipe.patience)
 
 
 class Sampler:
@@ -309,6 +310,7 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     if resume and state is not None and saved.exists(state):
         hist = History(**saved.load(state, model, opt, gen)["history"])
         hist.resumed_at.append(hist.steps)
+        hist.stopped = None  # judged again at the next evaluation
     bf16 = cuda if recipe.bf16 is None else recipe.bf16
     compiled = cuda if recipe.compile is None else recipe.compile
     # the uncompiled model evaluates and predicts: other batch sizes never recompile
@@ -339,11 +341,16 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
                 clock.pause()  # evaluations are not training time
                 evals.run(model, step)
                 bar.evaluated(hist.evals[-1])
+                if not train.streaming:
+                    hist.stopped = stalled(hist.evals, recipe.patience, cfg.max_pairs)
                 if len(hist.evals) == 1:  # a kill from here on never loses the run
                     saver.save()
                 clock.resume()
             bar.update(clock.elapsed(), loss, y)
             saver.periodic()
+            if hist.stopped:
+                bar.note(f"stopped early: {hist.stopped['why']}")
+                break
     except KeyboardInterrupt:
         clock.pause()
         saver.save()
@@ -354,6 +361,26 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
     bar.close()
     model.eval()
     return model, hist
+
+
+def stalled(evals: list[dict], patience: int | None, pairs: int, tolerance: float = 1e-3) -> dict | None:
+    """Why training should stop, or None: the evaluations on whole prompts (`pairs`) have not
+    lowered the held-out score (the mean ratio to the oracle, at sigma = 0 the mean NMSE) below
+    (1 - tolerance) times its best for `patience` evaluations in a row."""
+    scored = [e for e in evals if e.get("pairs") == pairs and ("mean_ratio" in e or "mean_nmse" in e)]
+    if not patience or len(scored) <= patience:
+        return None
+    score = "mean_ratio" if "mean_ratio" in scored[0] else "mean_nmse"
+    best, since = scored[0], 0
+    for e in scored[1:]:
+        best, since = (e, 0) if e[score] < (1 - tolerance) * best[score] else (best, since + 1)
+    if since < patience:
+        return None
+    last = scored[-1]
+    return {"seconds": last["seconds"], "step": last["step"], "best_seconds": best["seconds"], "best": best[score],
+            "why": f"the held-out {score.replace('_', ' ')} has not improved on its best ({best[score]:.4f} at "
+                   f"{best['seconds']:.0f} training s) by {tolerance:.1%} in {patience} evaluations (to "
+                   f"{last['seconds']:.0f} s, where it is {last[score]:.4f}): a fixed training set stops there"}
 
 
 class _Bar:
@@ -402,7 +429,11 @@ class _Bar:
                     f"(worst {entry['worst_ratio']:.2f} at k = {entry['worst_k']})")
         else:
             what = f"mean NMSE {entry['mean_nmse']:.4g}"
-        self.bar.write(f"evaluation at {where}: {what}")
+        self.note(f"evaluation at {where}: {what}")
+
+    def note(self, text: str) -> None:
+        if not self.bar.disable:
+            self.bar.write(text)
 
     def close(self) -> None:
         self.bar.close()
