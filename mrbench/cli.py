@@ -72,8 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--where", help='filter on spec fields, as in `mrbench run`, e.g. "m == 10"')
     tr.add_argument("--seeds", type=int, default=1,
                     help="as in `mrbench run`: a fixed training set (n_train) differs per seed")
-    tr.add_argument("--preset", default="cpu",
-                    help="paper | small | cpu | cpu-pairs | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96 (default cpu, the solver's)")
+    tr.add_argument("--preset",
+                    help="paper | small | cpu | cpu-pairs | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96: that preset for "
+                         "every spec (default: each transformer variant the suite's cells run, as its sections name "
+                         "them, the ones already trained kept, the paper preset left to a GPU)")
     tr.add_argument("--recipe", default="cpu",
                     help="named recipe the options below override: cpu (2-core CPU, default) | default (GPU) | "
                          "pathak2023 (App. C of Pathak et al., GPU)")
@@ -82,8 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, help="prompts per step (default: the recipe's)")
     tr.add_argument("--lr", type=float, help="peak learning rate of AdamW (default: the recipe's)")
     tr.add_argument("--warmup", type=float, help="warm-up: a fraction of the budget if < 1, else steps")
-    tr.add_argument("--dropout", type=float, default=0.0,
-                    help="dropout of the model; part of the checkpoint's key, as transformer[dropout=...] (default 0)")
+    tr.add_argument("--dropout", type=float,
+                    help="dropout of the model, with --preset; part of the checkpoint's key, as "
+                         "transformer[dropout=...] (default 0; without --preset, the suite's per spec)")
+    tr.add_argument("--dry-run", action="store_true",
+                    help="list the checkpoints it would train (or has: shipped, in the cache, a saved state) and the "
+                         "training time each would take; train nothing")
     tr.add_argument("--curriculum", action=argparse.BooleanOptionalAction,
                     help="grow the number of pairs from 11 to all, half-way through the budget")
     tr.add_argument("--curriculum-dims", action=argparse.BooleanOptionalAction,
@@ -203,8 +209,10 @@ def _cmd_train(args) -> int:
     from .training import train_suite
     from .transformer.config import RECIPES, make_recipe, preset_shape
 
+    if args.dropout is not None and args.preset is None:
+        raise UserError("--dropout needs --preset: without it, each spec takes the dropout its suite gives")
     try:
-        preset_shape(args.preset)
+        preset_shape(args.preset or "cpu")
     except ValueError as exc:
         raise UserError(f"--preset: {exc}") from None
     if args.recipe not in RECIPES:
@@ -224,7 +232,7 @@ def _cmd_train(args) -> int:
                 Path(args.out_dir) if args.out_dir else None, args.dropout, args.seeds,
                 state_dir=Path(args.state_dir) if args.state_dir else None,
                 resume=args.resume or args.resume_or_start, init_from=args.init_from, force=args.force,
-                start_if_missing=args.resume_or_start, state_every=args.state_every)
+                start_if_missing=args.resume_or_start, state_every=args.state_every, dry_run=args.dry_run)
     return 0
 
 

@@ -29,7 +29,9 @@ def duration(value) -> str:
         return DASH
     if value < 1:
         return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s" if value < 120 else f"{value / 60:.3g} min"
+    if value < 120:
+        return f"{value:.3g} s"
+    return f"{value / 60:.3g} min" if value < 7200 else f"{value / 3600:.3g} h"
 
 
 def megabytes(value) -> str:

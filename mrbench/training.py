@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import formatting as fmt
 from .data import make_dataset, oracle_predictions, train_data
 from .errors import UserError
 from .metrics import nmse_curve
 from .predictors import argmin
 from .prompts import hide_query
 from .provenance import __version__, device_name, git_commit
+from .registry import parse_solver_arg
 from .spec import train_spec
 from .suites import filter_specs, load_suite
 from .transformer import checkpoints, state
@@ -76,27 +78,100 @@ def summary(result: dict) -> str:
 def needed_checkpoints(specs, preset: str, dropout: float, seeds: int = 1) -> dict:
     """Checkpoint name -> a spec to train it from, for the cells of `mrbench run --seeds`:
     shifted and differently sized test specs share one; each seed has its own."""
-    needed = {}
-    for spec in specs:
+    return {name: job.spec for name, job in _jobs([(s, preset, dropout) for s in specs], seeds).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    spec: object  # the spec to train from (its training distribution and seed)
+    preset: str
+    dropout: float
+
+
+def _jobs(variants, seeds: int) -> dict[str, Job]:
+    jobs = {}
+    for spec, preset, dropout in variants:
         for seeded in (spec.with_seed(spec.seed + r) for r in range(seeds)):
-            needed.setdefault(checkpoints.key(seeded, preset, dropout), seeded)
-    return needed
+            jobs.setdefault(checkpoints.key(seeded, preset, dropout), Job(seeded, preset, dropout))
+    return jobs
 
 
-def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, device: str, out_dir: Path | None,
-                dropout: float = 0.0, seeds: int = 1, echo=print, state_dir: Path | None = None,
+def suite_variants(suite, specs) -> list[tuple]:
+    """(spec, preset, dropout) of every transformer cell the suite runs on the specs: each
+    section's transformer labels, with the per-spec parameters (Fig. 3's dropout per n)."""
+    out = []
+    for spec in specs:
+        for name, params in parse_solver_arg(suite.solvers_for(spec)):
+            if name in ("transformer", "all"):
+                out.append((spec, params.get("preset", "cpu"), float(params.get("dropout", 0.0))))
+    return out
+
+
+def train_queue(suite: str, where: str | None, preset: str | None, dropout: float | None, seeds: int,
+                device: str, recipe: Recipe, out_dir: Path, state_dir: Path | None) -> list[dict]:
+    """What `mrbench train` would do, one row per checkpoint: with no `preset`, every transformer
+    variant the suite's cells run (found ones kept, the paper preset left to a GPU), else that
+    preset and dropout on every spec. Each row: name, spec, preset, dropout, where it is (or
+    how far its saved state got), and the training seconds left of the recipe's budget."""
+    loaded = load_suite(suite)
+    specs = filter_specs(loaded.specs, where)
+    variants = suite_variants(loaded, specs) if preset is None else [(s, preset, dropout or 0.0) for s in specs]
+    rows = []
+    for name, job in _jobs(variants, seeds).items():
+        found, prefix = checkpoints.find(name), (state_dir or out_dir) / name
+        done = state.seconds_done(prefix) if state.exists(prefix) else 0.0
+        if found is not None and preset is None:
+            status = "shipped" if found.parent == checkpoints.shipped_dir() else f"in {found.parent}"
+        elif preset is None and job.preset == "paper" and not device.startswith("cuda"):
+            status = "left to a GPU (paper preset; --preset paper trains it here)"
+        elif recipe.seconds and done >= recipe.seconds:
+            status = f"to train: its state is at {done:.0f} s, past the budget (--seconds N --resume extends it)"
+        else:
+            status = f"to train{f' (state saved at {done:.0f} s)' if done else ''}"
+        left = max((recipe.seconds or 0.0) - done, 0.0) if status.startswith("to train") and recipe.seconds else None
+        rows.append({"name": name, "spec": job.spec.name, "seed": job.spec.seed, "preset": job.preset,
+                     "dropout": job.dropout, "status": status, "seconds_left": left, "job": job})
+    return rows
+
+
+def queue_text(rows: list[dict]) -> str:
+    if not rows:
+        return "no transformer cell in the selected specs: nothing to train"
+    text = fmt.text_table({
+        "checkpoint": [r["name"] for r in rows], "for spec": [r["spec"] for r in rows],
+        "seed": [str(r["seed"]) for r in rows], "preset": [r["preset"] for r in rows],
+        "dropout": [f"{r['dropout']:g}" for r in rows], "status": [r["status"] for r in rows],
+        "estimated": [fmt.duration(r["seconds_left"]) if r["seconds_left"] is not None else "" for r in rows]},
+        right=("seed", "dropout", "estimated"))
+    todo = [r for r in rows if r["status"].startswith("to train")]
+    total = sum(r["seconds_left"] or 0.0 for r in todo)
+    if not todo:
+        return text + f"\nnothing to train: the {len(rows)} checkpoints are there or left to a GPU"
+    return text + (f"\n{len(todo)} of {len(rows)} checkpoints to train: about {fmt.duration(total)} of training "
+                   f"(the recipe's budget, less what saved states did; evaluations not counted)")
+
+
+def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recipe, device: str, out_dir: Path | None,
+                dropout: float | None = None, seeds: int = 1, echo=print, state_dir: Path | None = None,
                 resume: bool = False, init_from: str | None = None, force: bool = False,
-                start_if_missing: bool = False, state_every: float = 120.0) -> list[Path]:
-    """Train (or, with `resume`, continue) every checkpoint the suite's selected specs need.
-    The training state lives in `state_dir` (default: beside the checkpoints) as
-    NAME.state.safetensors and NAME.state.json; `init_from` names a checkpoint (or a path)
-    whose weights the training starts from. `resume` without a saved state is an error unless
-    `start_if_missing` (--resume-or-start)."""
+                start_if_missing: bool = False, state_every: float = 120.0, dry_run: bool = False) -> list[Path]:
+    """Train (or, with `resume`, continue) the checkpoints the suite's selected specs need:
+    with no `preset`, every missing transformer variant its cells run (train_queue); else
+    that preset and dropout for every spec. The training state lives in `state_dir`
+    (default: beside the checkpoints) as NAME.state.safetensors and NAME.state.json;
+    `init_from` names a checkpoint (or a path) whose weights the training starts from. `resume`
+    without a saved state is an error unless `start_if_missing` (--resume-or-start)."""
     written, commit = [], git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
-    specs = filter_specs(load_suite(suite).specs, where)
+    rows = train_queue(suite, where, preset, dropout, seeds, device, recipe, out_dir, state_dir)
+    if dry_run:
+        echo(queue_text(rows))
+        return []
+    for r in rows:
+        if not r["status"].startswith("to train"):
+            echo(f"{r['name']} for {r['spec']} ({r['preset']} preset): {r['status']}")
+    needed = {r["name"]: r["job"] for r in rows if r["status"].startswith("to train")}
     init = _initial_weights(init_from) if init_from else None
-    needed = needed_checkpoints(specs, preset, dropout, seeds)
     if not force:
         checkpoints.refuse_shipped(needed, out_dir)
     prefixes = {name: (state_dir or out_dir) / name for name in needed}
@@ -108,12 +183,12 @@ def train_suite(suite: str, where: str | None, preset: str, recipe: Recipe, devi
     if resume and absent and not start_if_missing:
         raise UserError(f"--resume: no training state for {', '.join(absent)} in {state_dir or out_dir}; "
                         f"nothing to continue (--resume-or-start starts those afresh)")
-    for name, spec in needed.items():
-        prefix = prefixes[name]
+    for name, job in needed.items():
+        prefix, spec, preset = prefixes[name], job.spec, job.preset
         budget = f"{recipe.seconds:g} s" if recipe.seconds else f"{recipe.steps} steps"
         echo(f"{'resuming' if resume and state.exists(prefix) else 'training'} {name} for {spec.name} "
-             f"({preset} preset, {recipe.name} recipe, {budget}, device {device})")
-        cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=dropout, **preset_shape(preset))
+             f"({preset} preset, dropout {job.dropout:g}, {recipe.name} recipe, {budget}, device {device})")
+        cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=job.dropout, **preset_shape(preset))
         train = train_data(spec)
         evaluate = evaluator(spec, device)
         try:

@@ -93,8 +93,13 @@ def test_a_replaced_checkpoint_reruns_exactly_its_cells(cache, tmp_path):
 
 def test_train_refuses_a_shipped_name_without_force(cli, tmp_path):
     code, out, err = cli("train", "--suite", "quick", "--where", "m == 5 and sigma == 1", "--steps", "1",
-                         "--out-dir", tmp_path / "ck")
+                         "--preset", "cpu", "--out-dir", tmp_path / "ck")
     assert code == 2 and "cpu-aef67ab8a547e4df is a shipped checkpoint" in err and "--force" in err
+    assert not (tmp_path / "ck").exists()
+    # without --preset, the suite's variants: the shipped one is kept, nothing trains
+    code, out, err = cli("train", "--suite", "quick", "--where", "m == 5 and sigma == 1", "--steps", "1",
+                         "--out-dir", tmp_path / "ck")
+    assert code == 0 and "cpu-aef67ab8a547e4df for fig2/m=5,sigma=1.0 (cpu preset): shipped" in out
     assert not (tmp_path / "ck").exists()
 
 

@@ -432,3 +432,51 @@ def test_a_fixed_set_run_stops_when_held_out_quality_stops_improving():
     assert stalled([ev(s, 1.0, pairs=41) for s in range(10)], 3, 61) is None
     noiseless = [{"seconds": s, "step": s, "pairs": 61, "mean_nmse": 0.01} for s in range(5)]
     assert "mean nmse" in stalled(noiseless, 3, 61)["why"]
+
+
+QUEUE_SUITE = """
+[suite]
+name = "tq"
+[defaults]
+d = 4
+m = 3
+k_max = 8
+n_test = 100
+sigma = 0.5
+[sections.fixed]
+solvers = ["ols", "transformer[preset='paper']", "transformer[preset='tiny']"]
+grid = { n_train = [200, 400] }
+[sections.fixed.solver_params.transformer]
+by = "n_train"
+dropout = [0.0, 0.1]
+"""
+
+
+def test_train_queue_trains_what_the_suite_needs_and_is_missing(cli, tmp_path, monkeypatch):
+    """`mrbench train --dry-run` lists each transformer variant the suite's cells run (per-spec
+    dropout included) and its state; without --dry-run the missing ones train, the paper
+    preset is left to a GPU, and a run then finds them all."""
+    suite = tmp_path / "tq.toml"
+    suite.write_text(QUEUE_SUITE)
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path / "cache"))
+    code, out, err = cli("train", "--suite", suite, "--dry-run", "--steps", "20")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert sum("left to a GPU" in line for line in lines) == 2
+    tiny = [line.split() for line in lines if line.startswith("tiny-")]
+    assert [(row[1], row[4], row[5]) for row in tiny] == [
+        ("fixed/n_train=200", "0", "to"), ("fixed/n_train=400", "0.1", "to")]
+    assert lines[-1].startswith("2 of 4 checkpoints to train")
+    code, out, err = cli("train", "--suite", suite, "--steps", "20", "--batch-size", "16", "--eval-every", "20")
+    assert code == 0, err
+    sidecars = checkpoints.sidecars(tmp_path / "cache" / "checkpoints")
+    assert sorted(json.loads(p.read_text())["config"]["dropout"] for p in sidecars) == [0.0, 0.1]
+    code, out, _ = cli("train", "--suite", suite, "--dry-run")
+    assert "nothing to train" in out.splitlines()[-1] and out.count(f"in {tmp_path / 'cache' / 'checkpoints'}") == 2
+    code, _, err = cli("run", "--suite", suite, "--out", tmp_path / "r", "--no-report")
+    assert code == 0, err
+    cells = mrbench.load_results(tmp_path / "r").drop_duplicates("cell_key").set_index("label")["status"]
+    assert (cells[cells.index.str.startswith("transformer[preset=tiny")] == "ok").sum() == 2
+    assert (cells[cells.index.str.startswith("transformer[preset=paper")] == "skipped").all()
+    code, _, err = cli("train", "--suite", suite, "--dropout", "0.1")
+    assert code == 2 and "--dropout needs --preset" in err

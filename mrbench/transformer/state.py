@@ -45,6 +45,14 @@ class DamagedState(Exception):
     """A training state that cannot be restored; the message names its files."""
 
 
+def seconds_done(prefix: Path) -> float:
+    """The training seconds a saved state reached (0 if its sidecar cannot be read)."""
+    try:
+        return float(json.loads(paths(prefix)[1].read_text())["history"]["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def partial(prefix: Path) -> bool:
     """One file of the pair without the other."""
     return any(p.exists() for p in paths(prefix)) and not exists(prefix)
