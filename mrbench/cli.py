@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--dropout", type=float,
                     help="dropout of the model, with --preset; part of the checkpoint's key, as "
                          "transformer[dropout=...] (default 0; without --preset, the suite's per spec)")
+    tr.add_argument("-j", "--jobs", type=int, default=1,
+                    help="trainings side by side in local worker processes, the threads split between them "
+                         "(-j 2 on two cores: one thread each), as in `mrbench run`")
+    tr.add_argument("--executor", default="serial", choices=("serial", "dask"),
+                    help="serial (this process, or -j workers) or dask: each training a task on --scheduler's cluster")
+    tr.add_argument("--scheduler", help="with --executor dask: the scheduler address, tcp://HOST:PORT")
     tr.add_argument("--dry-run", action="store_true",
                     help="list the checkpoints it would train (or has: shipped, in the cache, a saved state) and the "
                          "training time each would take; train nothing")
@@ -232,7 +238,8 @@ def _cmd_train(args) -> int:
                 Path(args.out_dir) if args.out_dir else None, args.dropout, args.seeds,
                 state_dir=Path(args.state_dir) if args.state_dir else None,
                 resume=args.resume or args.resume_or_start, init_from=args.init_from, force=args.force,
-                start_if_missing=args.resume_or_start, state_every=args.state_every, dry_run=args.dry_run)
+                start_if_missing=args.resume_or_start, state_every=args.state_every, dry_run=args.dry_run,
+                jobs=args.jobs, executor=args.executor, scheduler=args.scheduler)
     return 0
 
 

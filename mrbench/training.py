@@ -3,6 +3,7 @@ periodic evaluation of the NMSE ratio to the oracle, and write it with its sidec
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,12 +13,14 @@ import torch
 from . import formatting as fmt
 from .data import make_dataset, oracle_predictions, train_data
 from .errors import UserError
+from .executors import make_executor
 from .metrics import nmse_curve
 from .predictors import argmin
 from .prompts import hide_query
 from .provenance import __version__, device_name, git_commit
 from .registry import parse_solver_arg
 from .spec import train_spec
+from .statuses import OK
 from .suites import filter_specs, load_suite
 from .transformer import checkpoints, state
 from .transformer.config import Config, preset_shape
@@ -154,14 +157,17 @@ def queue_text(rows: list[dict]) -> str:
 def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recipe, device: str, out_dir: Path | None,
                 dropout: float | None = None, seeds: int = 1, echo=print, state_dir: Path | None = None,
                 resume: bool = False, init_from: str | None = None, force: bool = False,
-                start_if_missing: bool = False, state_every: float = 120.0, dry_run: bool = False) -> list[Path]:
+                start_if_missing: bool = False, state_every: float = 120.0, dry_run: bool = False,
+                jobs: int = 1, executor: str = "serial", scheduler=None) -> list[Path]:
     """Train (or, with `resume`, continue) the checkpoints the suite's selected specs need:
     with no `preset`, every missing transformer variant its cells run (train_queue); else
     that preset and dropout for every spec. The training state lives in `state_dir`
     (default: beside the checkpoints) as NAME.state.safetensors and NAME.state.json;
     `init_from` names a checkpoint (or a path) whose weights the training starts from. `resume`
-    without a saved state is an error unless `start_if_missing` (--resume-or-start)."""
-    written, commit = [], git_commit()  # the code that trains, not whatever is checked out at the end
+    without a saved state is an error unless `start_if_missing` (--resume-or-start). The
+    trainings run through `mrbench run`'s executors: `jobs` local workers (one thread each on
+    two cores with -j 2), or a Dask cluster (`executor="dask"`, `scheduler`)."""
+    commit = git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
     rows = train_queue(suite, where, preset, dropout, seeds, device, recipe, out_dir, state_dir)
     if dry_run:
@@ -171,7 +177,8 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
         if not r["status"].startswith("to train"):
             echo(f"{r['name']} for {r['spec']} ({r['preset']} preset): {r['status']}")
     needed = {r["name"]: r["job"] for r in rows if r["status"].startswith("to train")}
-    init = _initial_weights(init_from) if init_from else None
+    if init_from:
+        _initial_weights(init_from)  # a bad name is an error before anything trains
     if not force:
         checkpoints.refuse_shipped(needed, out_dir)
     prefixes = {name: (state_dir or out_dir) / name for name in needed}
@@ -183,37 +190,99 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
     if resume and absent and not start_if_missing:
         raise UserError(f"--resume: no training state for {', '.join(absent)} in {state_dir or out_dir}; "
                         f"nothing to continue (--resume-or-start starts those afresh)")
-    for name, job in needed.items():
-        prefix, spec, preset = prefixes[name], job.spec, job.preset
-        budget = f"{recipe.seconds:g} s" if recipe.seconds else f"{recipe.steps} steps"
-        echo(f"{'resuming' if resume and state.exists(prefix) else 'training'} {name} for {spec.name} "
-             f"({preset} preset, dropout {job.dropout:g}, {recipe.name} recipe, {budget}, device {device})")
-        cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=job.dropout, **preset_shape(preset))
-        train = train_data(spec)
-        evaluate = evaluator(spec, device)
-        try:
-            model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate, state=prefix,
-                                      resume=resume, init=init and init[0], state_every=state_every)
-        except state.DamagedState as exc:
-            raise UserError(str(exc)) from None
-        final = evaluate(model)
-        echo(f"  {summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)"
-             + (f"; stopped early at {hist.stopped['seconds']:.0f} s of the budget" if hist.stopped else ""))
-        if final.get("mean_ratio", 0) > PLATEAU_RATIO:
-            echo(f"  still far from the oracle (mean ratio {final['mean_ratio']:.1f}): expected of a budget this short; "
-                 "the README's learning curves give the budgets that train (to a ratio of 1.05 at m = 5: about "
-                 "1,300 s on one core)")
-        meta = {"training": train.spec.fields(), "preset": preset, "recipe": recipe.to_dict(),
-                "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
-                "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
-                "device": device, "device_name": device_name(device, torch.get_num_threads()), "final": final,
-                "evals": hist.evals, "stopped_early": hist.stopped,
-                "loss": hist.loss, "init_from": init and init[1],
-                "mrbench_version": __version__, "git_commit": commit,
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        written.append(checkpoints.save(model, meta, out_dir, name))
-        echo(f"  wrote {written[-1]}")
-    return written
+    tasks = [TrainTask(name, job, recipe, device, str(out_dir), str(prefixes[name]), resume, init_from, state_every,
+                       commit, progress=executor == "serial" and jobs == 1) for name, job in needed.items()]
+    runner = make_executor(executor, jobs, None, device, scheduler)
+    failed = []
+    try:
+        runner.run(tasks, lambda name, status: failed.append(name) if status != OK else None)
+    except BaseException:  # Ctrl-C: the training states are saved, no worker outlives it
+        runner.stop()
+        raise
+    finally:
+        runner.close()
+    if failed:
+        raise UserError(f"{len(failed)} of {len(tasks)} trainings failed: {', '.join(failed)} (their states, if "
+                        f"any, are kept: --resume continues them)")
+    return [Path(out_dir) / f"{t.name}.safetensors" for t in tasks]
+
+
+@dataclasses.dataclass
+class _Key:
+    key: str
+
+
+@dataclasses.dataclass
+class TrainTask:
+    """One checkpoint's training as a task the executors run (`mrbench train -j N`, or on a Dask
+    cluster) beside `mrbench run`'s: its one "cell" is the checkpoint's name."""
+    name: str
+    job: Job
+    recipe: Recipe
+    device: str
+    out: str
+    prefix: str
+    resume: bool
+    init_from: str | None
+    state_every: float
+    commit: str
+    progress: bool = True
+
+    @property
+    def cells(self) -> list[_Key]:
+        return [_Key(self.name)]
+
+    def rest(self, done: set[str]) -> "TrainTask":
+        return self
+
+    def train_spec(self):
+        return train_spec(self.job.spec)
+
+    def execute(self, on_start, on_done) -> None:
+        on_start(self.name)
+        train_one(self)
+        on_done(self.name, OK)
+
+    def fail(self, status: str, error: str) -> None:
+        print(f"training {self.name} {status}: {error}", file=sys.stderr)
+
+
+def train_one(task: TrainTask, echo=print) -> Path:
+    """Train (or continue) one checkpoint and write it with its sidecar."""
+    job, recipe, device, prefix = task.job, task.recipe, task.device, Path(task.prefix)
+    spec, preset = job.spec, job.preset
+    budget = f"{recipe.seconds:g} s" if recipe.seconds else f"{recipe.steps} steps"
+    echo(f"{'resuming' if task.resume and state.exists(prefix) else 'training'} {task.name} for {spec.name} "
+         f"({preset} preset, dropout {job.dropout:g}, {recipe.name} recipe, {budget}, device {device})")
+    init = _initial_weights(task.init_from) if task.init_from else None
+    cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=job.dropout, **preset_shape(preset))
+    train = train_data(spec)
+    evaluate = evaluator(spec, device)
+    try:
+        model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate, state=prefix,
+                                  resume=task.resume, init=init and init[0], state_every=task.state_every,
+                                  progress=task.progress)
+    except state.DamagedState as exc:
+        raise UserError(str(exc)) from None
+    final = evaluate(model)
+    said = f"  {task.name}: " if not task.progress else "  "
+    echo(f"{said}{summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)"
+         + (f"; stopped early at {hist.stopped['seconds']:.0f} s of the budget" if hist.stopped else ""))
+    if final.get("mean_ratio", 0) > PLATEAU_RATIO:
+        echo(f"{said}still far from the oracle (mean ratio {final['mean_ratio']:.1f}): expected of a budget this short; "
+             "the README's learning curves give the budgets that train (to a ratio of 1.05 at m = 5: about "
+             "1,300 s on one core)")
+    meta = {"training": train.spec.fields(), "preset": preset, "recipe": recipe.to_dict(),
+            "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
+            "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
+            "device": device, "device_name": device_name(device, torch.get_num_threads()), "final": final,
+            "evals": hist.evals, "stopped_early": hist.stopped,
+            "loss": hist.loss, "init_from": init and init[1],
+            "mrbench_version": __version__, "git_commit": task.commit,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    path = checkpoints.save(model, meta, Path(task.out), task.name)
+    echo(f"{said}wrote {path}")
+    return path
 
 
 def _initial_weights(source: str) -> tuple[dict, dict]:

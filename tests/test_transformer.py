@@ -480,3 +480,29 @@ def test_train_queue_trains_what_the_suite_needs_and_is_missing(cli, tmp_path, m
     assert (cells[cells.index.str.startswith("transformer[preset=paper")] == "skipped").all()
     code, _, err = cli("train", "--suite", suite, "--dropout", "0.1")
     assert code == 2 and "--dropout needs --preset" in err
+
+
+def test_train_runs_its_checkpoints_through_the_executors(cli, tmp_path, monkeypatch):
+    """-j 2: two trainings side by side in worker processes; --executor dask: each a task on a
+    Dask cluster (a LocalCluster here). Each writes both checkpoints of the queue suite."""
+    suite = tmp_path / "tq.toml"
+    suite.write_text(QUEUE_SUITE)
+    code, out, err = cli("train", "--suite", suite, "--steps", "20", "--batch-size", "16", "--eval-every", "20",
+                         "-j", "2", "--out-dir", tmp_path / "j2")
+    assert code == 0, err
+    assert sorted(p.stem for p in checkpoints.sidecars(tmp_path / "j2")) == sorted(
+        line.split()[0] for line in cli("train", "--suite", suite, "--dry-run")[1].splitlines() if line.startswith("tiny-"))
+    from distributed import Client, LocalCluster
+
+    from mrbench.training import train_suite
+    from mrbench.transformer.config import make_recipe
+
+    recipe = make_recipe("cpu", steps=20, batch_size=16, eval_every=20)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        written = train_suite(str(suite), None, None, recipe, "cpu", tmp_path / "dask", executor="dask",
+                              scheduler=client)
+    assert len(written) == 2 and all(p.exists() for p in written)
+    for path in written:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert meta["steps"] == 20 and meta["training"]["n_train"] in (200, 400)

@@ -65,6 +65,9 @@ def run_dask(tasks: list[Task], scheduler, timeout: float | None, on_done: Calla
 def _fail_unwritten(task: Task, error: str) -> list[tuple[str, str]]:
     """After a task broke: its cells this run wrote keep their rows, the others (absent, or
     left from an earlier run) become failures."""
+    if not isinstance(task, Task):  # a training (training.TrainTask): nothing stored to keep
+        task.fail(FAILED, error)
+        return [(key.key, FAILED) for key in task.cells]
     store, out = Store(task.out), []
     stored = store.statuses()
     for job in task.cells:

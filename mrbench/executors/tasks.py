@@ -72,7 +72,10 @@ def _dataset(spec: Spec):
 
 
 def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable = lambda key, status: None):
-    """Run a task's cells in order in this process, writing each to the store."""
+    """Run a task's cells in order in this process, writing each to the store. A task of
+    another kind (a checkpoint's training: training.TrainTask) runs itself."""
+    if not isinstance(task, Task):
+        return task.execute(on_start, on_done)
     store, fits = Store(task.out), {}
     for job in task.cells:
         on_start(job.key)
@@ -83,6 +86,8 @@ def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable
 
 
 def write_failure(task: Task, job: CellJob, status: str, error: str) -> None:
+    if not isinstance(task, Task):  # a training: its saved state is its record
+        return task.fail(status, error)
     solver = _solver(task, job)
     Store(task.out).write(job.key, frame({**base_row(job.key, job.spec, solver, task.context),
                                           "status": status, "error": error}))
