@@ -17,26 +17,30 @@ from mrbench.transformer import checkpoints
 
 # sigma = 1: the largest mean NMSE ratio to the oracle posterior mean over k = 1..60;
 # sigma = 0 (the oracle's NMSE is 0): the largest mean NMSE as a fraction of OLS's.
-# (suite, m, sigma, preset): target
-TARGETS = {("quick", 5, 1.0, "cpu"): 1.05, ("quick", 20, 1.0, "cpu"): 1.10, ("quick", 5, 0.0, "cpu"): 0.5,
-           ("quick", 20, 0.0, "cpu"): 0.5, ("pathak2023", 10, 1.0, "cpu-pairs"): 1.10}
+# (suite, m, sigma, n_train, preset, dropout): target. n_train: Fig. 3's fixed training sets
+# (App. C.1's dropout per n), None: fresh prompts.
+TARGETS = {("quick", 5, 1.0, None, "cpu", 0.0): 1.05, ("quick", 20, 1.0, None, "cpu", 0.0): 1.10,
+           ("quick", 5, 0.0, None, "cpu", 0.0): 0.5, ("quick", 20, 0.0, None, "cpu", 0.0): 0.5,
+           ("pathak2023", 10, 1.0, None, "cpu-pairs", 0.0): 1.10,
+           ("pathak2023", 5, 1.0, 15000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 30000, "cpu-pairs", 0.1): 1.10}
 
 
-def shipped_spec(suite, m, sigma):
-    return [s for s in load_suite(suite).specs if s.m == m and s.sigma == sigma and s.n_train is None][0]
+def shipped_spec(suite, m, sigma, n_train=None):
+    return [s for s in load_suite(suite).specs if s.m == m and s.sigma == sigma and s.n_train == n_train][0]
 
 
 def test_every_shipped_checkpoint_has_a_target():
-    names = {checkpoints.key(shipped_spec(suite, m, sigma), preset, 0.0) for suite, m, sigma, preset in TARGETS}
+    names = {checkpoints.key(shipped_spec(suite, m, sigma, n), preset, dropout)
+             for suite, m, sigma, n, preset, dropout in TARGETS}
     shipped = {p.stem for p in checkpoints.sidecars(checkpoints.shipped_dir())}
     assert shipped == names
 
 
-@pytest.mark.parametrize("suite,m,sigma,preset,target", [(*k, t) for k, t in TARGETS.items()])
-def test_shipped_checkpoint_reaches_its_target(suite, m, sigma, preset, target, tmp_path, monkeypatch):
+@pytest.mark.parametrize("suite,m,sigma,n_train,preset,dropout,target", [(*k, t) for k, t in TARGETS.items()])
+def test_shipped_checkpoint_reaches_its_target(suite, m, sigma, n_train, preset, dropout, target, tmp_path, monkeypatch):
     monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))  # the shipped checkpoints only
-    spec = shipped_spec(suite, m, sigma)
-    solver = Transformer(preset=preset).set_context(seed=0, device="cpu")
+    spec = shipped_spec(suite, m, sigma, n_train)
+    solver = Transformer(preset=preset, dropout=dropout).set_context(seed=0, device="cpu")
     assert solver.skip_reason(spec, "cpu") is None
     solver.fit(make_dataset(spec).train)  # seed 0: the shipped training run
     ds = make_dataset(dataclasses.replace(spec, n_test=1000, seed=4242))  # test prompts no suite uses
