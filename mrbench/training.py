@@ -166,7 +166,8 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
     `init_from` names a checkpoint (or a path) whose weights the training starts from. `resume`
     without a saved state is an error unless `start_if_missing` (--resume-or-start). The
     trainings run through `mrbench run`'s executors: `jobs` local workers (one thread each on
-    two cores with -j 2), or a Dask cluster (`executor="dask"`, `scheduler`)."""
+    two cores with -j 2), or a Dask cluster (`executor="dask"`, `scheduler`). `echo` says the
+    queue's lines; each training prints its own where it runs."""
     commit = git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
     rows = train_queue(suite, where, preset, dropout, seeds, device, recipe, out_dir, state_dir)
