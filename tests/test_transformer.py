@@ -422,15 +422,20 @@ def test_a_fixed_set_run_stops_when_held_out_quality_stops_improving():
     def ev(seconds, ratio, pairs=61):
         return {"seconds": seconds, "step": int(seconds), "pairs": pairs, "mean_ratio": ratio}
 
-    curve = [ev(100, 9.0, pairs=31), ev(200, 2.0), ev(300, 1.5), ev(400, 1.2), ev(500, 1.1995), ev(600, 1.21)]
-    assert stalled(curve, 3, 61) is None  # two evaluations since the best: not yet
-    stop = stalled(curve + [ev(700, 1.1999)], 3, 61)  # 1.1995 and 1.1999 are within 0.1% of 1.2
-    assert stop["best_seconds"] == 400 and stop["seconds"] == 700 and "1.2000 at 400 training s" in stop["why"]
-    assert stalled(curve + [ev(700, 1.15)], 3, 61) is None  # a new best resets the count
-    assert stalled(curve + [ev(700, 1.3)], None, 61) is None  # no patience: never
+    # averaged over 3 evaluations: 1.5, 1.3, 1.2, 1.2, 1.2, ... from the 3rd evaluation on whole prompts
+    curve = [ev(100, 9.0, pairs=31)] + [ev(200 + 100 * i, r) for i, r in enumerate([1.8, 1.5, 1.2, 1.2, 1.2, 1.2])]
+    assert stalled(curve + [ev(900, 1.2)], 3, 61) is None  # two evaluations since the best average: not yet
+    stop = stalled(curve + [ev(900, 1.2), ev(1000, 1.2)], 3, 61)
+    assert stop["best_seconds"] == 600 and stop["seconds"] == 1000 and "1.2000 to 600 training s" in stop["why"]
+    assert stalled(curve + [ev(900, 1.2), ev(1000, 1.0)], 3, 61) is None  # a new best average resets the count
+    assert stalled(curve + [ev(900, 1.2), ev(1000, 1.3)], None, 61) is None  # no patience: never
+    # one noisy evaluation does not stop a run (measured: a Fig. 3 run at n = 60000 had stopped at
+    # 2282 of its 3000 s on single evaluations 1.078, 1.086, 1.092, 1.099, 1.094, 1.083)
+    noisy = [ev(1561 + 120 * i, r) for i, r in enumerate([1.1023, 1.0783, 1.0860, 1.0924, 1.0990, 1.0941, 1.0830])]
+    assert stalled(noisy, 5, 61) is None
     # the curriculum's shorter prompts do not count: only evaluations on whole prompts
     assert stalled([ev(s, 1.0, pairs=41) for s in range(10)], 3, 61) is None
-    noiseless = [{"seconds": s, "step": s, "pairs": 61, "mean_nmse": 0.01} for s in range(5)]
+    noiseless = [{"seconds": s, "step": s, "pairs": 61, "mean_nmse": 0.01} for s in range(7)]
     assert "mean nmse" in stalled(noiseless, 3, 61)["why"]
 
 
