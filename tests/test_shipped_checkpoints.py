@@ -22,7 +22,8 @@ from mrbench.transformer import checkpoints
 TARGETS = {("quick", 5, 1.0, None, "cpu", 0.0): 1.05, ("quick", 20, 1.0, None, "cpu", 0.0): 1.10,
            ("quick", 5, 0.0, None, "cpu", 0.0): 0.5, ("quick", 20, 0.0, None, "cpu", 0.0): 0.5,
            ("pathak2023", 10, 1.0, None, "cpu-pairs", 0.0): 1.10,
-           ("pathak2023", 5, 1.0, 15000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 30000, "cpu-pairs", 0.1): 1.10}
+           ("pathak2023", 5, 1.0, 15000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 30000, "cpu-pairs", 0.1): 1.10,
+           ("pathak2023", 5, 1.0, 45000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 60000, "cpu-pairs", 0.1): 1.10}
 
 
 def shipped_spec(suite, m, sigma, n_train=None):
