@@ -298,8 +298,26 @@ def _evaluate(c: Claim, results: pd.DataFrame, store) -> Verdict:
             return Verdict(c, NOT_MEASURED, detail=reason)
     if c.metric == "degradation":  # the baselines lie outside a `where` that selects shifted specs
         base = results[results["section"].isin(c.sections) & (results["status"] == "ok")]
-        return _degradation(c, ok, base[np.isclose(base["shift_value"], c.baseline)])
-    return {"ratio": _ratio, "worst_ratio": _worst_ratio, "probe_closest": _probe, "slope": _slope}[c.metric](c, ok, store)
+        verdict = _degradation(c, ok, base[np.isclose(base["shift_value"], c.baseline)])
+    else:
+        verdict = {"ratio": _ratio, "worst_ratio": _worst_ratio, "probe_closest": _probe,
+                   "slope": _slope}[c.metric](c, ok, store)
+    return _partial(verdict, part, ok)
+
+
+def _partial(verdict: Verdict, part: pd.DataFrame, ok: pd.DataFrame) -> Verdict:
+    """A verdict reached on part of the specs the claim covers says so: on how many, and why
+    the solver has no result on the others (skipped here, failed)."""
+    c = verdict.claim
+    planned = part[part["label"] == c.solver].drop_duplicates("spec")
+    absent = planned[~planned["spec"].isin(set(ok[ok["label"] == c.solver]["spec"]))]
+    if absent.empty or verdict.verdict == NOT_MEASURED:
+        return verdict
+    first = absent.iloc[0]
+    why = f"{first['status']}: {str(first['error']).splitlines()[0].split(': ')[0]}"
+    note = (f"on {len(planned) - len(absent)} of the {len(planned)} specs it covers; {c.solver} has no result on "
+            f"{len(absent)} ({first['spec']}{' ...' if len(absent) > 1 else ''}: {why})")
+    return dataclasses.replace(verdict, detail=f"{verdict.detail}; {note}" if verdict.detail else note)
 
 
 def _judge(c: Claim, low: float, high: float, fail_low: float | None = None, fail_high: float | None = None) -> str:

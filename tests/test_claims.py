@@ -2,6 +2,7 @@
 answer (a claim that holds, one that fails, one that is inconclusive, one not measured), the
 console scorecard."""
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -323,3 +324,17 @@ def test_a_slope_claim_with_a_reference_fits_the_excess_over_it():
     x, y = np.array(points).T
     assert len(x) == 5 and abs(verdict.value - np.polyfit(x, y, 1)[0]) < 0.1
     assert verdict.verdict == "holds" and verdict.high < -0.5
+
+
+def test_a_verdict_on_part_of_its_specs_says_so():
+    """Fig. 3's cpu-pairs checkpoints exist at m = 5 only: the published verdict counts the
+    specs it was reached on and says why the others have no result."""
+    import mrbench
+
+    root = Path(__file__).resolve().parents[1] / "reports" / "pathak2023" / "results"
+    card = mrbench.scorecard(root).set_index("claim")
+    row = card.loc["fig3_close_to_em[transformer[preset=cpu-pairs]]"]
+    assert row["verdict"] in ("holds", "fails", "inconclusive")
+    assert "on 4 of the 8 specs it covers" in row["measured"]
+    assert "fig3/m=20,n_train=15000 ...: skipped: no checkpoint for this training distribution" in row["measured"]
+    assert "specs it covers" not in card.loc["fig2_near_bayes_posterior_mean[transformer]", "measured"]
