@@ -1,6 +1,7 @@
 """Where results and checkpoints come from: the version and git commit of the code that made them."""
 from __future__ import annotations
 
+import os
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,7 +23,12 @@ def device_name(device: str, threads: int | None = None) -> str:
 
 
 def git_commit() -> str:
-    """HEAD of the checkout mrbench runs from, '+dirty' when tracked files differ from it."""
+    """HEAD of the checkout mrbench runs from, '+dirty' when tracked files differ from it.
+    $MRBENCH_GIT_COMMIT, where set, stands for it: reports/publish.py checks the tree is clean
+    once, then sets it, so that the results the first suites write (tracked files under
+    reports/) do not make the later suites' rows read '+dirty'."""
+    if os.environ.get("MRBENCH_GIT_COMMIT"):
+        return os.environ["MRBENCH_GIT_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)

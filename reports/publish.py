@@ -95,6 +95,7 @@ def main(argv=None) -> int:
         print(f"publish: the checkout is {'not a git commit' if commit == 'unknown' else 'dirty'} ({commit}); "
               "commit first, then publish", file=sys.stderr)
         return 2
+    os.environ["MRBENCH_GIT_COMMIT"] = commit  # the rows of every suite: this clean commit
     entries = json.loads(INDEX.read_text()) if INDEX.exists() else {}
     for suite in args.suites.split(","):
         print(f"publishing {suite} ...", flush=True)

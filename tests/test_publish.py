@@ -30,6 +30,8 @@ def test_every_suite_records_the_commit_taken_before_the_first_one_ran(monkeypat
     import mrbench.provenance
 
     publish = load_publish()
+    monkeypatch.setenv("MRBENCH_GIT_COMMIT", "")  # publish sets it: undone after the test
+    real = mrbench.provenance.git_commit
     commits = iter(["abc123", "abc123+dirty", "abc123+dirty"])
     monkeypatch.setattr(mrbench.provenance, "git_commit", lambda: next(commits))
     seen = []
@@ -40,3 +42,4 @@ def test_every_suite_records_the_commit_taken_before_the_first_one_ran(monkeypat
     monkeypatch.setattr(publish, "write_index", lambda entries: None)
     assert publish.main(["--suites", "a,b,c"]) == 0
     assert seen == ["abc123"] * 3
+    assert real() == "abc123"  # and so do the rows each suite's run writes
