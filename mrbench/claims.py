@@ -262,6 +262,7 @@ def _model_summary(results: pd.DataFrame, claim: Claim) -> str:
 
     part = _covered(claim, results)
     rows = part[(part["label"] == claim.solver) & (part["status"] == "ok")].drop_duplicates("cell_key")
+    rows = rows.sort_values(["spec", "seed"])  # in spec order: not the store's, which follows the keys
     return _detail(rows["info"]) if not rows.empty else ""
 
 
