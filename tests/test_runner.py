@@ -334,6 +334,8 @@ def test_version_and_every_train_option_has_help(capsys):
 
 
 def test_dry_run_estimates_the_time_from_stored_timings(tiny, tmp_path):
+    from mrbench.formatting import duration
+
     out, common = tmp_path / "r", dict(suite=str(tiny), progress=False, report=False)
     said = []
     mrbench.run(out=out, solvers="ols", dry_run=True, echo=said.append, **common)
@@ -348,10 +350,4 @@ def test_dry_run_estimates_the_time_from_stored_timings(tiny, tmp_path):
            "4 never timed here)" in said[-1]
     expected = 2 * seconds.sum()  # m = 3's two specs at the median of m = 2's two, per solver
     shown = said[-1].split("about ")[1].split(",")[0]
-    assert fmt_duration(expected) == shown
-
-
-def fmt_duration(seconds):
-    from mrbench.formatting import duration
-
-    return duration(seconds)
+    assert duration(expected) == shown
