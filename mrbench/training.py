@@ -20,7 +20,7 @@ from .prompts import hide_query
 from .provenance import __version__, device_name, git_commit
 from .registry import parse_solver_arg
 from .spec import train_spec
-from .statuses import OK
+from .statuses import FAILED, OK
 from .suites import filter_specs, load_suite
 from .transformer import checkpoints, state
 from .transformer.config import Config, preset_shape
@@ -95,7 +95,8 @@ def _jobs(variants, seeds: int) -> dict[str, Job]:
     jobs = {}
     for spec, preset, dropout in variants:
         for seeded in (spec.with_seed(spec.seed + r) for r in range(seeds)):
-            jobs.setdefault(checkpoints.key(seeded, preset, dropout), Job(seeded, preset, dropout))
+            chosen = checkpoints.resolve(seeded, preset, dropout)
+            jobs.setdefault(checkpoints.key(seeded, chosen, dropout), Job(seeded, chosen, dropout))
     return jobs
 
 
@@ -106,7 +107,7 @@ def suite_variants(suite, specs) -> list[tuple]:
     for spec in specs:
         for name, params in parse_solver_arg(suite.solvers_for(spec)):
             if name in ("transformer", "all"):
-                out.append((spec, params.get("preset", "cpu"), float(params.get("dropout", 0.0))))
+                out.append((spec, params.get("preset", "auto"), float(params.get("dropout", 0.0))))
     return out
 
 
@@ -244,8 +245,12 @@ class TrainTask:
         train_one(self)
         on_done(self.name, OK)
 
-    def fail(self, status: str, error: str) -> None:
+    def fail(self, key: str, status: str, error: str) -> None:  # its saved state is its record
         print(f"training {self.name} {status}: {error}", file=sys.stderr)
+
+    def fail_unwritten(self, error: str) -> list[tuple[str, str]]:
+        self.fail(self.name, FAILED, error)
+        return [(self.name, FAILED)]
 
 
 def train_one(task: TrainTask, echo=print) -> Path:

@@ -173,17 +173,15 @@ def test_a_dask_task_that_breaks_fails_only_its_unwritten_cells(suite):
     import dataclasses
     from datetime import datetime, timezone
 
-    from mrbench.executors.dask_cluster import _fail_unwritten
-    from mrbench.executors.tasks import execute
     from mrbench.runner import make_tasks, plan
 
     cells, _ = plan(str(suite / "s.toml"), "ols", where="m == 2")
     earlier, now = (datetime(2026, 1, d, tzinfo=timezone.utc) for d in (1, 2))
     tasks = make_tasks(cells, plugins=(), out=str(suite / "r"), device="cpu", context={"created_at": now})
     task = dataclasses.replace(tasks[0], cells=[c for t in tasks for c in t.cells])  # two cells
-    execute(dataclasses.replace(task, cells=task.cells[:1]))  # one written by this run before the break
-    execute(dataclasses.replace(task, cells=task.cells[1:], context={"created_at": earlier}))  # an old row
-    statuses = _fail_unwritten(task, "the Dask task failed: KilledWorker")
+    dataclasses.replace(task, cells=task.cells[:1]).execute()  # one written by this run before the break
+    dataclasses.replace(task, cells=task.cells[1:], context={"created_at": earlier}).execute()  # an old row
+    statuses = task.fail_unwritten("the Dask task failed: KilledWorker")
     assert [s for _, s in statuses] == ["ok", "failed"]
     stored = pd.read_parquet(suite / "r").drop_duplicates("cell_key")
     assert stored.error.str.contains("KilledWorker").sum() == 1

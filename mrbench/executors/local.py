@@ -17,14 +17,14 @@ from typing import Callable
 from ..errors import UserError
 from ..registry import load_registry
 from ..statuses import FAILED, TIMEOUT
-from .tasks import Task, execute, write_failure
+from .tasks import Runnable
 
 
 class LocalWorkers:
     def __init__(self, jobs: int, timeout: float | None, gpus: int = 0):
         self.timeout, self.slots = timeout, start_slots(jobs, gpus)
 
-    def run(self, tasks: list[Task], on_done: Callable) -> None:
+    def run(self, tasks: list[Runnable], on_done: Callable) -> None:
         run_local(tasks, self.slots, self.timeout, on_done)
 
     def stop(self) -> None:
@@ -82,7 +82,7 @@ class Slot:
         self.conn.close()
         self.proc = None
 
-    def run(self, task: Task, timeout: float | None, on_done: Callable) -> None:
+    def run(self, task: Runnable, timeout: float | None, on_done: Callable) -> None:
         done: set[str] = set()
         while len(done) < len(task.cells):
             with self.lock:
@@ -115,8 +115,7 @@ class Slot:
                         return
                 elif current is not None and timeout is not None and time.monotonic() - started >= timeout:
                     self._kill()
-                    job = next(c for c in todo.cells if c.key == current)
-                    write_failure(task, job, TIMEOUT, f"killed after the {timeout:g} s timeout")
+                    task.fail(current, TIMEOUT, f"killed after the {timeout:g} s timeout")
                     done.add(current)
                     on_done(current, TIMEOUT)
                     break
@@ -132,8 +131,7 @@ class Slot:
             raise KeyboardInterrupt
         if current is None:  # died outside a cell (while starting, say): charge the next cell, so a
             current = next(c.key for c in task.cells if c.key not in done)  # broken worker cannot loop
-        job = next(c for c in task.cells if c.key == current)
-        write_failure(task, job, FAILED, f"the worker process died (exit code {code})")
+        task.fail(current, FAILED, f"the worker process died (exit code {code})")
         done.add(current)
         on_done(current, FAILED)
 
@@ -200,8 +198,8 @@ def _worker_main(fd: int) -> None:
             if task is None:
                 return
             try:
-                execute(task, on_start=lambda key: conn.send(("start", key)),
-                        on_done=lambda key, status: conn.send(("done", key, status)))
+                task.execute(on_start=lambda key: conn.send(("start", key)),
+                             on_done=lambda key, status: conn.send(("done", key, status)))
             except UserError as exc:  # a write error: the parent says it, once
                 conn.send(("error", str(exc)))
                 continue
@@ -232,10 +230,10 @@ class _Board:
     """Hands out tasks so that each worker keeps to one training distribution (its data stays
     cached there) and workers start on different ones."""
 
-    def __init__(self, tasks: list[Task]):
+    def __init__(self, tasks: list[Runnable]):
         self.tasks, self.lock, self.busy = list(tasks), threading.Lock(), {}
 
-    def take(self, worker: int) -> Task | None:
+    def take(self, worker: int) -> Runnable | None:
         with self.lock:
             if not self.tasks:
                 return None
@@ -248,7 +246,7 @@ class _Board:
             return pick
 
 
-def run_local(tasks: list[Task], slots: list[Slot], timeout: float | None, on_done: Callable) -> None:
+def run_local(tasks: list[Runnable], slots: list[Slot], timeout: float | None, on_done: Callable) -> None:
     """Feed the tasks to the slots, one thread per slot; closes the slots."""
     board = _Board(tasks)
     lock = threading.Lock()

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .tasks import Task, execute
+from .tasks import Runnable
 
 
 class Serial:
-    def run(self, tasks: list[Task], on_done: Callable) -> None:
+    def run(self, tasks: list[Runnable], on_done: Callable) -> None:
         for task in tasks:
-            execute(task, on_done=on_done)
+            task.execute(lambda key: None, on_done)
 
     def stop(self) -> None:
         pass

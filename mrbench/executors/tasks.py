@@ -2,6 +2,8 @@
 the store; the parent only collects statuses.
 
 A task is the cells of one solver on one training distribution (one fit, several test specs).
+The executors run anything with Task's five members (`Runnable`): a checkpoint's training
+(training.TrainTask) is the other kind.
 """
 from __future__ import annotations
 
@@ -9,13 +11,34 @@ import dataclasses
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..cells import base_row, frame, run_cell
 from ..data import make_dataset, train_data
 from ..registry import instantiate, load_registry
 from ..spec import Spec, train_spec
+from ..statuses import FAILED
 from ..store import Store
+
+
+class Runnable(Protocol):
+    """What an executor runs: `cells`, each with a `key` (what it reports statuses of)."""
+    cells: list
+
+    def train_spec(self) -> Spec:
+        """The training distribution, so that a worker keeps its training set for the next task."""
+
+    def rest(self, done: set[str]) -> "Runnable":
+        """Itself without the cells in `done` (a worker restarted mid-task continues it)."""
+
+    def execute(self, on_start: Callable, on_done: Callable) -> None:
+        """Run in this process: on_start(key) before each cell, on_done(key, status) after."""
+
+    def fail(self, key: str, status: str, error: str) -> None:
+        """Record that cell `key` ended with `status` (a timeout, a worker lost) without running."""
+
+    def fail_unwritten(self, error: str) -> list[tuple[str, str]]:
+        """After the task broke outside any cell: each cell's status, recording the failures."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,34 @@ class Task:
 
     def rest(self, done: set[str]) -> "Task":
         return dataclasses.replace(self, cells=[c for c in self.cells if c.key not in done])
+
+    def execute(self, on_start: Callable = lambda key: None, on_done: Callable = lambda key, status: None) -> None:
+        """Run the cells in order, writing each to the store."""
+        store, fits = Store(self.out), {}
+        for job in self.cells:
+            on_start(job.key)
+            rows, pred, scores = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(self, job),
+                                          self.device, self.context, fits)
+            store.write(job.key, rows, pred if job.keep_predictions else None, scores)
+            on_done(job.key, rows["status"].iloc[0])
+
+    def fail(self, key: str, status: str, error: str) -> None:
+        job = next(c for c in self.cells if c.key == key)
+        Store(self.out).write(job.key, frame({**base_row(job.key, job.spec, _solver(self, job), self.context),
+                                              "status": status, "error": error}))
+
+    def fail_unwritten(self, error: str) -> list[tuple[str, str]]:
+        """The cells this run wrote keep their rows; the others (absent, or left from an earlier
+        run) become failures."""
+        store, out = Store(self.out), []
+        stored = store.statuses()
+        for job in self.cells:
+            if job.key in stored and store.created_at(job.key) == self.context.get("created_at"):
+                out.append((job.key, stored[job.key]))
+            else:
+                self.fail(job.key, FAILED, error)
+                out.append((job.key, FAILED))
+        return out
 
 
 _registries: dict = {}
@@ -69,25 +120,3 @@ def _dataset(spec: Spec):
         while len(_tests) > 16:
             _tests.popitem(last=False)
     return _tests[spec]
-
-
-def execute(task: Task, on_start: Callable = lambda key: None, on_done: Callable = lambda key, status: None):
-    """Run a task's cells in order in this process, writing each to the store. A task of
-    another kind (a checkpoint's training: training.TrainTask) runs itself."""
-    if not isinstance(task, Task):
-        return task.execute(on_start, on_done)
-    store, fits = Store(task.out), {}
-    for job in task.cells:
-        on_start(job.key)
-        rows, pred, scores = run_cell(job.key, job.spec, lambda: _dataset(job.spec), _solver(task, job),
-                                      task.device, task.context, fits)
-        store.write(job.key, rows, pred if job.keep_predictions else None, scores)
-        on_done(job.key, rows["status"].iloc[0])
-
-
-def write_failure(task: Task, job: CellJob, status: str, error: str) -> None:
-    if not isinstance(task, Task):  # a training: its saved state is its record
-        return task.fail(status, error)
-    solver = _solver(task, job)
-    Store(task.out).write(job.key, frame({**base_row(job.key, job.spec, solver, task.context),
-                                          "status": status, "error": error}))
