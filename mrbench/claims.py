@@ -42,7 +42,7 @@ import pandas as pd
 
 from .errors import UserError
 from .families import families, own_fields
-from .leaderboard import _detail, paired_ratio, t_quantile
+from .leaderboard import _detail, paired_ratio
 from .registry import instantiate, parse_solver_arg
 from .spec import COMMON_FIELDS
 from .where import evaluate as where_matches

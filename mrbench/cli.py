@@ -157,11 +157,12 @@ def _cmd_report(args) -> int:
     from pathlib import Path
 
     from .errors import UserError
-    from .report import verdicts, write_report
+    from .report import REPORT_NAME, build, write_html
 
     if not Path(args.results).is_dir():
         raise UserError(f"{args.results}: no such results directory")
-    html = write_report(args.results, args.output, args.figures, args.reference, args.suite, args.where, args.solvers)
+    context, figures = build(args.results, args.reference, args.suite, args.where, args.solvers)
+    html = write_html(context, figures, Path(args.output or Path(args.results) / REPORT_NAME), args.figures)
     print(f"report: {html}")
     if not (args.claims or args.format):
         return 0
@@ -169,7 +170,7 @@ def _cmd_report(args) -> int:
     from .claims import scorecard_text
     from .tables import board, render, render_claims
 
-    found = verdicts(args.results, args.suite, args.where, args.solvers)
+    found = context["scorecard"]  # the report's own, computed once
     if args.claims:
         print(scorecard_text(found) if found else "no claims: the suites of these results declare none")
     if args.format:

@@ -235,6 +235,11 @@ def after_run(results: pd.DataFrame, echo=print) -> Path | None:
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
                  reference: str | None = None, suites=(), where: str | None = None, solvers: str | None = None) -> Path:
     context, figures = build(root, reference, suites, where, solvers)
+    return write_html(context, figures, Path(output) if output else Path(root) / REPORT_NAME, figures_dir)
+
+
+def write_html(context: dict, figures: list, path: Path, figures_dir: str | Path | None = None) -> Path:
+    """The report of `build`'s context and figures as one self-contained HTML file at `path`."""
     for f in figures:
         f.png = _png(f.fig)
         if figures_dir is not None:
@@ -249,6 +254,5 @@ def write_report(root: str | Path, output: str | Path | None = None, figures_dir
     env = Environment(loader=PackageLoader("mrbench", "templates"), autoescape=select_autoescape(default=True))
     env.filters.update(num=fmt.num, signed=fmt.signed, duration=fmt.duration, megabytes=fmt.megabytes, math=fmt.math_text)
     html = env.get_template("report.html.j2").render(**context)
-    path = Path(output) if output else Path(root) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: f.write(html.encode("utf-8")))  # two runs finishing together: one report
