@@ -63,6 +63,20 @@ def test_shipped_checkpoint_reaches_its_target(suite, m, sigma, n_train, preset,
         assert nmse.mean() <= target * ols
 
 
+def test_the_default_transformer_runs_each_shipped_checkpoint(tmp_path, monkeypatch):
+    """`transformer` (preset auto, as the built-in suites run it) finds each shipped checkpoint
+    through the solver, cpu-pairs or cpu; with neither, it would train cpu-pairs."""
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))
+    for suite, m, sigma, n_train, preset, dropout in TARGETS:
+        spec = shipped_spec(suite, m, sigma, n_train)
+        solver = Transformer(dropout=dropout).set_context(seed=0, device="cpu")
+        assert solver.resolved(spec) == preset and solver.skip_reason(spec, "cpu") is None
+        assert solver.artifact(spec) == checkpoints.digest(checkpoints.find(checkpoints.key(spec, preset, dropout)))
+    unshipped = dataclasses.replace(shipped_spec("quick", 5, 1.0), m=7)
+    assert Transformer().resolved(unshipped) == "cpu-pairs"
+    assert "mrbench train --suite" in Transformer().skip_reason(unshipped, "cpu")
+
+
 def test_list_checkpoints_shows_every_shipped_one(tmp_path, monkeypatch, capsys):
     from mrbench.cli import main
 

@@ -143,10 +143,10 @@ def test_pathak2023_runs_the_papers_model_with_fig3s_dropout():
 
     cells, _ = plan(suite="pathak2023")
     transformers = [c for c in cells if c.solver.name == "transformer"]
-    # every section runs the paper's model, and the CPU model beside it
+    # every section runs the paper's model, and the CPU model (`transformer`, preset auto) beside it
     for section in ("fig2", "fig3", "fig4", "fig5", "fig6_scale", "fig6_shift"):
         presets = {c.solver.preset for c in transformers if c.spec.section == section}
-        assert {"paper", "cpu"} <= presets, section
+        assert presets == {"paper", "auto"}, section
     paper = [c for c in transformers if c.solver.preset == "paper"]
     fig3 = sorted((c.spec.n_train, c.solver.dropout) for c in paper if c.spec.section == "fig3" and c.spec.m == 5)
     assert fig3 == [(15000, 0.0), (30000, 0.1), (45000, 0.0), (60000, 0.1)]

@@ -8,6 +8,8 @@ A checkpoint that is not what its name says (see `checkpoints.load`) fails its c
 the file and the mismatch; its weights' hash is in the cell key, so replacing it reruns them.
 A checkpoint is found by training distribution, preset and dropout; the training parameters
 (recipe and its overrides) apply only when it trains, and `info` records how it was trained.
+The default preset, "auto", is the CPU transformer: per training distribution, the CPU preset
+whose checkpoint is found (`checkpoints.resolve`); `info` names the one each cell ran.
 """
 from mrbench.solver import Solver, at_least, one_of
 from mrbench.transformer import checkpoints
@@ -24,18 +26,25 @@ class Transformer(Solver):
     test_params = {"preset": "tiny", "recipe": "default", "steps": 20, "batch_size": 16}
     code_also = ("mrbench.transformer.model", "mrbench.transformer.train")  # imported in fit and predict
 
-    def __init__(self, preset="cpu", dropout=0.0, recipe="auto", steps=None, seconds=None, batch_size=None, lr=None,
+    def __init__(self, preset="auto", dropout=0.0, recipe="auto", steps=None, seconds=None, batch_size=None, lr=None,
                  cpu_budget=60.0):
         self.preset, self.dropout, self.recipe = preset, dropout, recipe
         self.steps, self.seconds, self.batch_size, self.lr = steps, seconds, batch_size, lr
         self.cpu_budget = cpu_budget
 
+    def resolved(self, spec) -> str:
+        return checkpoints.resolve(spec, self.preset, self.dropout)
+
+    def checkpoint_key(self, spec) -> str:
+        return checkpoints.key(spec, self.resolved(spec), self.dropout)
+
     def config(self, spec) -> Config:
-        return Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=self.dropout, **preset_shape(self.preset))
+        return Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=self.dropout, **preset_shape(self.resolved(spec)))
 
     def check_params(self):
         super().check_params()
-        preset_shape(self.preset)
+        if self.preset != "auto":
+            preset_shape(self.preset)
         one_of("recipe", self.recipe, RECIPE_NAMES)
         for name in ("steps", "batch_size", "seconds", "lr"):
             value = getattr(self, name)
@@ -50,19 +59,20 @@ class Transformer(Solver):
         return make_recipe(name, steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr)
 
     def artifact(self, spec):
-        path = checkpoints.find(checkpoints.key(spec, self.preset, self.dropout))
+        path = checkpoints.find(self.checkpoint_key(spec))
         return None if path is None else checkpoints.digest(path)
 
     def skip_reason(self, spec, device):
-        if device.startswith("cuda") or checkpoints.find(checkpoints.key(spec, self.preset, self.dropout)):
+        if device.startswith("cuda") or checkpoints.find(self.checkpoint_key(spec)):
             return None
         recipe = self.training_recipe(device)
         params = self.config(spec).n_params()
         estimate = 6 * params * recipe.steps * recipe.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
         estimate = min(estimate, recipe.seconds or estimate)
         if estimate > self.cpu_budget:
-            extra = f" --preset {self.preset}" if self.preset != "cpu" else ""
-            extra += f" --dropout {self.dropout:g}" if self.dropout else ""
+            # without --preset, `mrbench train` trains the suite's own variants, dropout included
+            extra = f" --preset {self.preset}" if self.preset != "auto" else ""
+            extra += f" --dropout {self.dropout:g}" if self.dropout and extra else ""
             if spec.seed > 0:  # each seed is its own training run
                 extra += f" --seeds {spec.seed + 1}"
             return (f"no checkpoint for this training distribution and no GPU: training would take about "
@@ -73,8 +83,7 @@ class Transformer(Solver):
     def fit(self, train, truth=None):
         from mrbench.transformer.train import train_model
 
-        name = checkpoints.key(train.spec, self.preset, self.dropout)
-        path = checkpoints.find(name)
+        path = checkpoints.find(self.checkpoint_key(train.spec))
         if path is not None:
             self.model_, meta = checkpoints.load(path, self.device)
             self.checkpoint_, self.meta_ = str(path), checkpoints.provenance(meta)
@@ -82,7 +91,7 @@ class Transformer(Solver):
         recipe = self.training_recipe(self.device)
         self.model_, hist = train_model(train, self.config(train.spec), recipe, self.device, self.seed, progress=False)
         self.checkpoint_ = "trained in this run"
-        self.meta_ = checkpoints.provenance({"preset": self.preset, "steps": hist.steps, "samples": hist.samples,
+        self.meta_ = checkpoints.provenance({"preset": self.resolved(train.spec), "steps": hist.steps, "samples": hist.samples,
                                              "wall_seconds": round(hist.seconds, 3), "recipe": recipe.to_dict(),
                                              "device": self.device})
         return self

@@ -51,6 +51,20 @@ def key(spec: Spec, preset: str, dropout: float) -> str:
     return f"{preset}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
+# The CPU transformer (preset "auto", the `transformer` solver's default): the first of these
+# presets with a checkpoint of the training distribution. New CPU checkpoints are trained in the
+# first (one token per pair: about twice as fast); one retrained in it shadows an older format.
+CPU_PRESETS = ("cpu-pairs", "cpu")
+
+
+def resolve(spec: Spec, preset: str, dropout: float) -> str:
+    """The preset a transformer of `preset` runs on this training distribution: itself, or for
+    "auto" the first CPU preset whose checkpoint is found, else the one `mrbench train` trains."""
+    if preset != "auto":
+        return preset
+    return next((p for p in CPU_PRESETS if find(key(spec, p, dropout))), CPU_PRESETS[0])
+
+
 def user_dir() -> Path:
     return Path(os.environ.get("MRBENCH_CACHE", Path.home() / ".cache" / "mrbench")) / "checkpoints"
 
