@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                          "training time each would take; train nothing")
     tr.add_argument("--curriculum", action=argparse.BooleanOptionalAction,
                     help="grow the number of pairs from 11 to all, half-way through the budget")
+    tr.add_argument("--curriculum-share", type=float,
+                    help="the share of the budget after the initial plateau over which the curriculum grows to whole "
+                         "prompts (default: the recipe's, 0.5)")
     tr.add_argument("--curriculum-dims", action=argparse.BooleanOptionalAction,
                     help="with the curriculum, also grow the dimension from 5 to d (fresh prompts)")
     tr.add_argument("--position-weights", choices=("uniform", "oracle"),
@@ -225,14 +228,15 @@ def _cmd_train(args) -> int:
     if args.recipe not in RECIPES:
         raise UserError(f"--recipe {args.recipe!r}: valid recipes are {', '.join(RECIPES)}")
     given = dict(steps=args.steps, seconds=args.seconds, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                 curriculum=args.curriculum, curriculum_dims=args.curriculum_dims, position_weights=args.position_weights, eval_every=args.eval_every,
+                 curriculum=args.curriculum, curriculum_dims=args.curriculum_dims, curriculum_share=args.curriculum_share, position_weights=args.position_weights, eval_every=args.eval_every,
                  eval_seconds=args.eval_seconds, compile=False if args.no_compile else None,
                  patience=args.patience)
     recipe = make_recipe(args.recipe, **given)
     if (recipe.steps < 1 or recipe.batch_size < 1 or args.seeds < 1 or recipe.lr <= 0 or recipe.warmup < 0
-            or (recipe.seconds is not None and recipe.seconds <= 0) or not args.state_every > 0):
+            or (recipe.seconds is not None and recipe.seconds <= 0) or not args.state_every > 0
+            or not 0 < recipe.curriculum_share <= 1):
         raise UserError("--steps, --batch-size and --seeds must be >= 1, --lr, --seconds and --state-every > 0, "
-                        "--warmup >= 0")
+                        "--warmup >= 0, --curriculum-share in (0, 1]")
     # a polite kill saves the training state as Ctrl-C does
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     train_suite(args.suite, args.where, args.preset, recipe, resolve_device(args.device),

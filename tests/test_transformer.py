@@ -300,6 +300,9 @@ def test_curriculum_holds_its_first_length_until_the_plateau_is_left():
     assert pairs_at(900, recipe, 1000, 61, grow_from=None) == 11
     grown = [pairs_at(s, recipe, 1000, 61, grow_from=0.3) for s in range(1000)]
     assert grown[300] == 11 and grown[649] < 61 and grown[650] == 61  # whole prompts half-way through the rest
+    quick = Recipe(steps=1000, curriculum=True, curriculum_share=0.2)  # a fifth of the rest: 0.3 + 0.2 * 0.7
+    grown = [pairs_at(s, quick, 1000, 61, grow_from=0.3) for s in range(1000)]
+    assert grown[300] == 11 and grown[439] < 61 and grown[440] == 61
 
 
 def _record_lengths(monkeypatch):

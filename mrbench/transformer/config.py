@@ -76,11 +76,15 @@ class Recipe:
     # counted), else a number of steps
     warmup: float = 0.02
     weight_decay: float = 0.0
-    # number of pairs trained on: 11, growing by 2 up to k_max + 1 half-way through the budget.
+    # number of pairs trained on: 11, growing by 2 up to k_max + 1 (by default half-way through
+    # the budget: curriculum_share).
     # Uncompiled, the prompts themselves are shortened (a step costs what its prompts do);
     # compiled, the loss is masked instead, so that the shapes stay fixed
     curriculum: bool = False
     curriculum_dims: bool = False  # with the curriculum, also grow the dimension from 5 (fresh prompts)
+    # the share of the budget left after the initial plateau over which the curriculum grows to
+    # whole prompts (the rest trains on them)
+    curriculum_share: float = 0.5
     # Garg et al.'s curriculum: one more phase (+2 pairs, +1 dimension) every phase_steps steps,
     # instead of growing with the budget once the plateau is left
     phase_steps: int | None = None

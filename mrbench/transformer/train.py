@@ -115,12 +115,12 @@ PLATEAU_EXIT, HOLD_AT_MOST = 0.75, 0.25
 
 def _grown(step: int, recipe: Recipe, total: int, seconds: float, grow_from: float | None) -> float:
     """How far the curriculum has grown, 0 to 1: 0 until the budget position `grow_from`
-    (None: not yet), then linearly to 1 half-way through the rest of the budget, so that the
-    end trains on whole prompts whatever the budget."""
+    (None: not yet), then linearly to 1 over `curriculum_share` of the rest of the budget (half
+    by default), so that the end trains on whole prompts whatever the budget."""
     if grow_from is None:
         return 0.0
     progress = _progress(step, 0, total, recipe, seconds)
-    return min(1.0, max(0.0, progress - grow_from) / max((1 - grow_from) / 2, 1e-9))
+    return min(1.0, max(0.0, progress - grow_from) / max((1 - grow_from) * recipe.curriculum_share, 1e-9))
 
 
 def pairs_at(step: int, recipe: Recipe, total: int, P: int, seconds: float = 0.0,
