@@ -159,12 +159,18 @@ def curves_train(out: Path, seconds: float, parallel: int = 2):
 
 
 # The recipe speed study: the shipped recipe (interleaved tokens) against one token per pair,
-# the same 3x4x64 stack and cpu recipe otherwise, side by side with one thread each.
-SPEED = [("old: cpu preset (interleaved)", "cpu"), ("new: cpu-pairs preset (one token per pair)", "cpu-pairs")]
+# the same 3x4x64 stack and cpu recipe otherwise, side by side with one thread each; and
+# variants of the pairs recipe (the curriculum's pace, the dimension curriculum) for m = 20.
+SPEED = {"cpu": ("old: cpu preset (interleaved)", "cpu", []),
+         "cpu-pairs": ("new: cpu-pairs preset (one token per pair)", "cpu-pairs", []),
+         "cpu-pairs-share0.2": ("cpu-pairs, curriculum grown over a fifth of the budget", "cpu-pairs",
+                                ["--curriculum-share", "0.2"]),
+         "cpu-pairs-nodims": ("cpu-pairs, no dimension curriculum", "cpu-pairs", ["--no-curriculum-dims"])}
 
 
-def speed(out: Path, m: int, seconds: float, eval_seconds: float = 60.0, thresholds=(1.20, 1.10, 1.05)):
-    """Train the old and the new recipe side by side (one thread each: the 2 cores), on fresh
+def speed(out: Path, m: int, seconds: float, runs=("cpu", "cpu-pairs"), eval_seconds: float = 60.0,
+          thresholds=(1.20, 1.10, 1.05)):
+    """Train the `runs` (SPEED's names) side by side (one thread each: the 2 cores), on fresh
     prompts at m, sigma = 1, for `seconds` training seconds each, then print the core-seconds
     (training seconds x 1 thread) at which each first reached each mean ratio."""
     import os
@@ -172,18 +178,20 @@ def speed(out: Path, m: int, seconds: float, eval_seconds: float = 60.0, thresho
 
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs = []
-    for i, (label, preset) in enumerate(SPEED):
-        run_dir = out / f"m{m}-{preset}"
+    for name in runs:
+        label, preset, extra = SPEED[name]
+        run_dir = out / f"m{m}-{name}"
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "label").write_text(label)
         if not checkpoints.sidecars(run_dir):
             cmd = [sys.executable, "-m", "mrbench.cli", "train", "--where", f"m == {m} and sigma == 1", "--preset",
-                   preset, "--seconds", str(seconds), "--eval-seconds", str(eval_seconds), "--out-dir", str(run_dir)]
+                   preset, "--seconds", str(seconds), "--eval-seconds", str(eval_seconds), "--out-dir", str(run_dir),
+                   *extra]
             print(" ".join(cmd[2:]), flush=True)
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(run_dir / "log", "w")))
     if any(p.wait() for p in procs):
         sys.exit("speed: a training run failed (see its log)")
-    speed_table([out / f"m{m}-{preset}" for _, preset in SPEED], thresholds)
+    speed_table([out / f"m{m}-{name}" for name in runs], thresholds)
 
 
 def speed_table(dirs: list[Path], thresholds=(1.20, 1.10, 1.05)):
@@ -247,9 +255,11 @@ def main(argv=None):
     sp.add_argument("out", help="study directory (a run already there is read, not retrained)")
     sp.add_argument("--m", type=int, default=5)
     sp.add_argument("--seconds", type=float, default=1800.0)
+    sp.add_argument("--runs", nargs="+", choices=list(SPEED), default=["cpu", "cpu-pairs"],
+                    help="the recipes to train side by side, one thread each (default: the cpu and cpu-pairs presets)")
     args = ap.parse_args(argv)
     if args.what == "speed":
-        speed(Path(args.out), args.m, args.seconds)
+        speed(Path(args.out), args.m, args.seconds, args.runs)
     elif args.what == "throughput":
         throughput(args.preset, args.batch, args.steps, args.device)
     elif args.what == "compare":
