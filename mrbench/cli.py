@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="list the checkpoints it would train (or has: shipped, in the cache, a saved state) and the "
                          "training time each would take; train nothing")
     tr.add_argument("--curriculum", action=argparse.BooleanOptionalAction,
-                    help="grow the number of pairs from 11 to all, half-way through the budget")
+                    help="grow the number of pairs from 11 to all (by default half-way through the budget: "
+                         "--curriculum-share)")
     tr.add_argument("--curriculum-share", type=float,
                     help="the share of the budget after the initial plateau over which the curriculum grows to whole "
                          "prompts (default: the recipe's, 0.5)")
@@ -160,12 +161,12 @@ def _cmd_report(args) -> int:
     from pathlib import Path
 
     from .errors import UserError
-    from .report import REPORT_NAME, build, write_html
+    from .report import build, report_path, write_html
 
     if not Path(args.results).is_dir():
         raise UserError(f"{args.results}: no such results directory")
     context, figures = build(args.results, args.reference, args.suite, args.where, args.solvers)
-    html = write_html(context, figures, Path(args.output or Path(args.results) / REPORT_NAME), args.figures)
+    html = write_html(context, figures, report_path(args.results, args.output), args.figures)
     print(f"report: {html}")
     if not (args.claims or args.format):
         return 0

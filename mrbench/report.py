@@ -235,7 +235,11 @@ def after_run(results: pd.DataFrame, echo=print) -> Path | None:
 def write_report(root: str | Path, output: str | Path | None = None, figures_dir: str | Path | None = None,
                  reference: str | None = None, suites=(), where: str | None = None, solvers: str | None = None) -> Path:
     context, figures = build(root, reference, suites, where, solvers)
-    return write_html(context, figures, Path(output) if output else Path(root) / REPORT_NAME, figures_dir)
+    return write_html(context, figures, report_path(root, output), figures_dir)
+
+
+def report_path(root: str | Path, output: str | Path | None = None) -> Path:
+    return Path(output) if output else Path(root) / REPORT_NAME
 
 
 def write_html(context: dict, figures: list, path: Path, figures_dir: str | Path | None = None) -> Path:

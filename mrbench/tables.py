@@ -24,7 +24,7 @@ COLUMNS = {"spec": "spec", "rank": "rank", "label": "solver", "nmse": "mean NMSE
 def select(results: pd.DataFrame, where: str | None = None, solvers: str | None = None) -> pd.DataFrame:
     """The rows of the specs matching `where` (as in `mrbench run --where`) and of the solver
     labels in the comma-separated `solvers` (a name selects all its variants: `transformer`
-    also selects `transformer[preset=cpu-pairs]`). The data families' Bayes references always
+    also selects `transformer[preset=paper]`). The data families' Bayes references always
     stay: ratios and excesses are to them."""
     if where:
         results = results[where_matches(where, results, spec_fields(), "--where").to_numpy()]

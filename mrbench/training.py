@@ -183,6 +183,11 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
         _initial_weights(init_from)  # a bad name is an error before anything trains
     if not force:
         checkpoints.refuse_shipped(needed, out_dir)
+    for name, job in needed.items():  # said before it trains: the new one takes over `transformer`
+        older = checkpoints.shadowed(job.spec, job.preset, job.dropout)
+        if older:
+            echo(f"note: {name} will be what `transformer` runs on {job.spec.name}, in place of {older.stem} "
+                 f"({checkpoints.CPU_PRESETS[0]} comes first; transformer[preset=...] still asks for either)")
     prefixes = {name: (state_dir or out_dir) / name for name in needed}
     damaged = [str(p) for p in prefixes.values() if state.partial(p)]
     if resume and damaged:  # a fresh run overwrites it anyway
@@ -240,7 +245,7 @@ class TrainTask:
     def train_spec(self):
         return train_spec(self.job.spec)
 
-    def execute(self, on_start, on_done) -> None:
+    def execute(self, on_start=lambda key: None, on_done=lambda key, status: None) -> None:
         on_start(self.name)
         train_one(self)
         on_done(self.name, OK)

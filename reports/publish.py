@@ -38,8 +38,7 @@ def publish(suite: str, commit: str, reuse: bool = False) -> dict:
     (an earlier suite's new results would make it dirty)."""
     import mrbench
     from mrbench.claims import scorecard_text
-    from mrbench.leaderboard import current
-    from mrbench.report import scorecard, write_report
+    from mrbench.report import build, write_html
     from mrbench.store import Store, load_results
 
     out = HERE / suite / "results"
@@ -54,8 +53,9 @@ def publish(suite: str, commit: str, reuse: bool = False) -> dict:
         Store(out).path(stale).unlink(missing_ok=True)
         (out / "_prompts" / f"{stale}.npy").unlink(missing_ok=True)
     reused = int((frame.drop_duplicates("cell_key")["git_commit"] != commit).sum())
-    html = write_report(out, HERE / f"{suite}.html")
-    verdicts = scorecard(current(load_results(out)), Store(out))
+    context, figures = build(out)
+    html = write_html(context, figures, HERE / f"{suite}.html")
+    verdicts = context["scorecard"]
     (HERE / f"{suite}-claims.txt").write_text(scorecard_text(verdicts) + "\n" if verdicts else "no claims\n")
     shutil.rmtree(out / "_predictions", ignore_errors=True)
     cells = frame.drop_duplicates("cell_key")["status"].value_counts().to_dict()

@@ -187,6 +187,9 @@ def speed(out: Path, m: int, seconds: float, runs=("cpu", "cpu-pairs"), eval_sec
             cmd = [sys.executable, "-m", "mrbench.cli", "train", "--where", f"m == {m} and sigma == 1", "--preset",
                    preset, "--seconds", str(seconds), "--eval-seconds", str(eval_seconds), "--out-dir", str(run_dir),
                    *extra]
+            if len(procs) == 2 and procs[0].wait():  # two at a time: one per core, or the core-seconds inflate
+                sys.exit("speed: a training run failed (see its log)")
+            procs = procs[-1:] if len(procs) == 2 else procs
             print(" ".join(cmd[2:]), flush=True)
             procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(run_dir / "log", "w")))
     if any(p.wait() for p in procs):

@@ -78,6 +78,27 @@ def test_the_default_transformer_runs_each_shipped_checkpoint(tmp_path, monkeypa
     assert "mrbench train --suite" in Transformer().skip_reason(unshipped, "cpu")
 
 
+def test_the_training_queue_trains_the_format_the_default_transformer_runs(tmp_path, monkeypatch):
+    """`mrbench train` without --preset: the shipped format is kept for every seed of a
+    distribution (an interval over seeds covers one model), cpu-pairs where none is shipped."""
+    from mrbench.training import train_queue
+    from mrbench.transformer.config import make_recipe
+
+    monkeypatch.setenv("MRBENCH_CACHE", str(tmp_path))
+
+    def queue(suite, where, seeds=1):
+        rows = train_queue(suite, where, None, None, seeds, "cpu", make_recipe("cpu"), tmp_path, None)
+        return [(r["seed"], r["preset"], r["status"]) for r in rows if r["preset"] != "paper"]
+
+    assert queue("quick", "m == 5 and sigma == 1", seeds=3) == [(0, "cpu", "shipped"), (1, "cpu", "to train"),
+                                                               (2, "cpu", "to train")]
+    assert queue("pathak2023:fig4", "m == 10 or m == 30") == [(0, "cpu-pairs", "shipped")] * 2
+    assert queue("subgroups", None) == [(0, "cpu-pairs", "to train")] * 3
+    spec = shipped_spec("quick", 5, 1.0)
+    assert checkpoints.shadowed(spec, "cpu-pairs", 0.0).stem == checkpoints.key(spec, "cpu", 0.0)
+    assert checkpoints.shadowed(spec.with_seed(1), "cpu-pairs", 0.0) is None
+
+
 def test_list_checkpoints_shows_every_shipped_one(tmp_path, monkeypatch, capsys):
     from mrbench.cli import main
 

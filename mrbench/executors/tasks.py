@@ -2,7 +2,7 @@
 the store; the parent only collects statuses.
 
 A task is the cells of one solver on one training distribution (one fit, several test specs).
-The executors run anything with Task's five members (`Runnable`): a checkpoint's training
+The executors run anything shaped like Task (`Runnable`): a checkpoint's training
 (training.TrainTask) is the other kind.
 """
 from __future__ import annotations
@@ -22,8 +22,9 @@ from ..store import Store
 
 
 class Runnable(Protocol):
-    """What an executor runs: `cells`, each with a `key` (what it reports statuses of)."""
+    """What an executor runs: `cells`, each with a `key` (what it reports statuses of), on `device`."""
     cells: list
+    device: str
 
     def train_spec(self) -> Spec:
         """The training distribution, so that a worker keeps its training set for the next task."""

@@ -59,10 +59,22 @@ CPU_PRESETS = ("cpu-pairs", "cpu")
 
 def resolve(spec: Spec, preset: str, dropout: float) -> str:
     """The preset a transformer of `preset` runs on this training distribution: itself, or for
-    "auto" the first CPU preset whose checkpoint is found, else the one `mrbench train` trains."""
+    "auto" the first CPU preset whose seed-0 checkpoint is found (so that every seed of a
+    `--seeds N` run trains and runs the format of the first), else the one `mrbench train` trains."""
     if preset != "auto":
         return preset
-    return next((p for p in CPU_PRESETS if find(key(spec, p, dropout))), CPU_PRESETS[0])
+    first = spec.with_seed(0)
+    return next((p for p in CPU_PRESETS if find(key(first, p, dropout))), CPU_PRESETS[0])
+
+
+def shadowed(spec: Spec, preset: str, dropout: float) -> Path | None:
+    """The checkpoint that "auto" runs now and would not once `preset`'s is written, if any
+    (only a seed-0 checkpoint decides the format)."""
+    if preset not in CPU_PRESETS or spec.seed != 0:
+        return None
+    later = CPU_PRESETS[CPU_PRESETS.index(preset) + 1:]
+    first = spec.with_seed(0)
+    return next((path for p in later if (path := find(key(first, p, dropout)))), None)
 
 
 def user_dir() -> Path:

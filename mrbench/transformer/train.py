@@ -298,6 +298,8 @@ def train_model(train: TrainData, cfg: Config, recipe: Recipe, device: str = "cp
 
     one_of("position_weights", recipe.position_weights, ("uniform", "oracle"))
     one_of("schedule", recipe.schedule, ("cosine", "constant"))
+    if not 0 < recipe.curriculum_share <= 1:
+        raise ValueError(f"curriculum_share={recipe.curriculum_share!r}: must be in (0, 1]")
     weights = position_weights(train).to(device) if recipe.position_weights == "oracle" else None
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
