@@ -205,7 +205,8 @@ def load(path: Path, device: str = "cpu", by_key: bool = True):
 def provenance(meta: dict) -> dict:
     """What produced a model, for the results' `info`: preset, recipe, prompts seen, device and
     training time (those of a checkpoint it was fine-tuned from included), and a one-line
-    `summary` such as "cpu preset · 3.1M prompts · CPU 70 min" that leaderboards show."""
+    `summary` such as "cpu preset · 3.1M prompts · CPU 70 min · held-out ratio 1.026" that
+    leaderboards and verdicts show (the ratio: its training's final evaluation, at sigma > 0)."""
     samples, seconds = meta.get("samples") or 0, meta.get("wall_seconds") or 0.0
     origin = meta.get("init_from") or {}
     while origin:  # a chain of fine-tunings: count every stage
@@ -214,6 +215,9 @@ def provenance(meta: dict) -> dict:
     device = meta.get("device_name") or meta.get("device") or "?"
     where = "CPU" if device.lower().startswith("cpu") else device
     summary = f"{meta.get('preset')} preset · {_count(samples)} prompts · {where} {_duration(seconds)}"
+    held_out = (meta.get("final") or {}).get("mean_ratio")
+    if held_out is not None:  # how far from the oracle the training left it: a verdict's context
+        summary += f" · held-out ratio {held_out:.3f}"
     out = {k: meta.get(k) for k in ("preset", "steps", "samples", "wall_seconds", "device_name", "recipe")}
     return out | {"samples_total": samples, "seconds_total": round(seconds, 1), "summary": summary,
                   **({"init_from": meta["init_from"].get("checkpoint")} if meta.get("init_from") else {})}
