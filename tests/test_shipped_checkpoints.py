@@ -19,12 +19,14 @@ from mrbench.transformer import checkpoints
 # sigma = 0 (the oracle's NMSE is 0): the largest mean NMSE as a fraction of OLS's.
 # (suite, m, sigma, n_train, preset, dropout): target. n_train: Fig. 3's fixed training sets
 # (App. C.1's dropout per n), None: fresh prompts. Fig. 4's m = 30 checkpoint misses its target
-# (a mean ratio of 1.15): it is shipped as the best reached, and checked against what it reached.
+# (a mean ratio of 1.15): it is shipped as the best reached, and checked against what it reached,
+# as Fig. 3's m = 20 ones are (the issue sets no ratio for fixed sets; one hour of training each).
 TARGETS = {("quick", 5, 1.0, None, "cpu", 0.0): 1.05, ("quick", 20, 1.0, None, "cpu", 0.0): 1.10,
            ("quick", 5, 0.0, None, "cpu", 0.0): 0.5, ("quick", 20, 0.0, None, "cpu", 0.0): 0.5,
            ("pathak2023", 10, 1.0, None, "cpu-pairs", 0.0): 1.10, ("pathak2023", 30, 1.0, None, "cpu-pairs", 0.0): 1.70,
            ("pathak2023", 5, 1.0, 15000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 30000, "cpu-pairs", 0.1): 1.10,
-           ("pathak2023", 5, 1.0, 45000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 60000, "cpu-pairs", 0.1): 1.10}
+           ("pathak2023", 5, 1.0, 45000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 60000, "cpu-pairs", 0.1): 1.10,
+           ("pathak2023", 20, 1.0, 15000, "cpu-pairs", 0.0): 1.60, ("pathak2023", 20, 1.0, 30000, "cpu-pairs", 0.1): 2.40}
 
 
 def shipped_spec(suite, m, sigma, n_train=None):
