@@ -26,7 +26,8 @@ TARGETS = {("quick", 5, 1.0, None, "cpu", 0.0): 1.05, ("quick", 20, 1.0, None, "
            ("pathak2023", 10, 1.0, None, "cpu-pairs", 0.0): 1.10, ("pathak2023", 30, 1.0, None, "cpu-pairs", 0.0): 1.70,
            ("pathak2023", 5, 1.0, 15000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 30000, "cpu-pairs", 0.1): 1.10,
            ("pathak2023", 5, 1.0, 45000, "cpu-pairs", 0.0): 1.10, ("pathak2023", 5, 1.0, 60000, "cpu-pairs", 0.1): 1.10,
-           ("pathak2023", 20, 1.0, 15000, "cpu-pairs", 0.0): 1.60, ("pathak2023", 20, 1.0, 30000, "cpu-pairs", 0.1): 2.40}
+           ("pathak2023", 20, 1.0, 15000, "cpu-pairs", 0.0): 1.60, ("pathak2023", 20, 1.0, 30000, "cpu-pairs", 0.1): 2.40,
+           ("pathak2023", 20, 1.0, 45000, "cpu-pairs", 0.0): 1.60, ("pathak2023", 20, 1.0, 60000, "cpu-pairs", 0.1): 2.60}
 
 
 def shipped_spec(suite, m, sigma, n_train=None):
