@@ -72,9 +72,8 @@ def shadowed(spec: Spec, preset: str, dropout: float) -> Path | None:
     (only a seed-0 checkpoint decides the format)."""
     if preset not in CPU_PRESETS or spec.seed != 0:
         return None
-    later = CPU_PRESETS[CPU_PRESETS.index(preset) + 1:]
-    first = spec.with_seed(0)
-    return next((path for p in later if (path := find(key(first, p, dropout)))), None)
+    now = resolve(spec, "auto", dropout)  # a later preset only when its checkpoint is found
+    return find(key(spec, now, dropout)) if CPU_PRESETS.index(now) > CPU_PRESETS.index(preset) else None
 
 
 def user_dir() -> Path:
