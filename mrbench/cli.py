@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="as in `mrbench run`: a fixed training set (n_train) differs per seed")
     tr.add_argument("--preset",
                     help="paper | small | cpu | cpu-pairs | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96: that preset for "
-                         "every spec (default: each transformer variant the suite's cells run, as its sections name "
+                         "every spec; auto: the checkpoint `transformer` runs, trained if missing (default: each transformer variant the suite's cells run, as its sections name "
                          "them, the ones already trained kept, the paper preset left to a GPU)")
     tr.add_argument("--recipe", default="cpu",
                     help="named recipe the options below override: cpu (2-core CPU, default) | default (GPU) | "
@@ -223,7 +223,7 @@ def _cmd_train(args) -> int:
     if args.dropout is not None and args.preset is None:
         raise UserError("--dropout needs --preset: without it, each spec takes the dropout its suite gives")
     try:
-        preset_shape(args.preset or "cpu")
+        preset_shape("cpu" if args.preset in (None, "auto") else args.preset)
     except ValueError as exc:
         raise UserError(f"--preset: {exc}") from None
     if args.recipe not in RECIPES:

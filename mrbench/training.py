@@ -91,11 +91,13 @@ class Job:
     dropout: float
 
 
-def _jobs(variants, seeds: int) -> dict[str, Job]:
+def _jobs(variants, seeds: int, state_dir: Path | None = None) -> dict[str, Job]:
     jobs = {}
+    # a saved training state counts as found: "auto" then continues the format that state began
+    saved = None if state_dir is None else (lambda name: checkpoints.find(name) or state.exists(state_dir / name))
     for spec, preset, dropout in variants:
         for seeded in (spec.with_seed(spec.seed + r) for r in range(seeds)):
-            chosen = checkpoints.resolve(seeded, preset, dropout)
+            chosen = checkpoints.resolve(seeded, preset, dropout, saved)
             jobs.setdefault(checkpoints.key(seeded, chosen, dropout), Job(seeded, chosen, dropout))
     return jobs
 
@@ -121,10 +123,10 @@ def train_queue(suite: str, where: str | None, preset: str | None, dropout: floa
     specs = filter_specs(loaded.specs, where)
     variants = suite_variants(loaded, specs) if preset is None else [(s, preset, dropout or 0.0) for s in specs]
     rows = []
-    for name, job in _jobs(variants, seeds).items():
+    for name, job in _jobs(variants, seeds, state_dir or out_dir).items():
         found, prefix = checkpoints.find(name), (state_dir or out_dir) / name
         done = state.seconds_done(prefix) if state.exists(prefix) else 0.0
-        if found is not None and preset is None:
+        if found is not None and preset in (None, "auto"):  # "auto" is whatever is found
             status = "shipped" if found.parent == checkpoints.shipped_dir() else f"in {found.parent}"
         elif preset is None and job.preset == "paper" and not device.startswith("cuda"):
             status = "left to a GPU (paper preset; --preset paper trains it here)"

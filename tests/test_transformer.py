@@ -114,6 +114,9 @@ def test_skipped_on_cpu_without_checkpoint_names_mrbench_train(tmp_path, monkeyp
     message = Transformer(preset="small", dropout=0.1).skip_reason(fixed, "cpu")
     assert "mrbench train --suite pathak2023 --preset small --dropout 0.1 --seeds 3`" in message  # seeds 0..2
     assert Transformer(preset="tiny", seconds=20, cpu_budget=30).skip_reason(fixed, "cpu") is None  # seconds cap it
+    # a dropout the suite may not list: the command names it, and "auto" trains what `transformer` runs
+    assert "mrbench train --suite pathak2023 --preset auto --dropout 0.1 --seeds 3`" in Transformer(
+        dropout=0.1).skip_reason(fixed, "cpu")
 
 
 def test_mrbench_train_then_run_uses_checkpoint(cli, tmp_path):

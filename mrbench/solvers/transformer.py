@@ -70,9 +70,10 @@ class Transformer(Solver):
         estimate = 6 * params * recipe.steps * recipe.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
         estimate = min(estimate, recipe.seconds or estimate)
         if estimate > self.cpu_budget:
-            # without --preset, `mrbench train` trains the suite's own variants, dropout included
-            extra = f" --preset {self.preset}" if self.preset != "auto" else ""
-            extra += f" --dropout {self.dropout:g}" if self.dropout and extra else ""
+            # without --preset, `mrbench train` trains the suite's own variants, dropout included;
+            # with it, this variant on every spec, even one the suite does not list
+            extra = f" --preset {self.preset}" if self.preset != "auto" or self.dropout else ""
+            extra += f" --dropout {self.dropout:g}" if self.dropout else ""
             if spec.seed > 0:  # each seed is its own training run
                 extra += f" --seeds {spec.seed + 1}"
             return (f"no checkpoint for this training distribution and no GPU: training would take about "

@@ -57,14 +57,17 @@ def key(spec: Spec, preset: str, dropout: float) -> str:
 CPU_PRESETS = ("cpu-pairs", "cpu")
 
 
-def resolve(spec: Spec, preset: str, dropout: float) -> str:
+def resolve(spec: Spec, preset: str, dropout: float, found=None) -> str:
     """The preset a transformer of `preset` runs on this training distribution: itself, or for
     "auto" the first CPU preset whose seed-0 checkpoint is found (so that every seed of a
-    `--seeds N` run trains and runs the format of the first), else the one `mrbench train` trains."""
+    `--seeds N` run trains and runs the format of the first), else the one `mrbench train` trains.
+    `found(name)` says whether a checkpoint counts as there (default `find`; the training queue
+    counts a saved training state too, so that --resume continues the format it began)."""
     if preset != "auto":
         return preset
+    found = found or find
     first = spec.with_seed(0)
-    return next((p for p in CPU_PRESETS if find(key(first, p, dropout))), CPU_PRESETS[0])
+    return next((p for p in CPU_PRESETS if found(key(first, p, dropout))), CPU_PRESETS[0])
 
 
 def shadowed(spec: Spec, preset: str, dropout: float) -> Path | None:
