@@ -73,9 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seeds", type=int, default=1,
                     help="as in `mrbench run`: a fixed training set (n_train) differs per seed")
     tr.add_argument("--preset",
-                    help="paper | small | cpu | cpu-pairs | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96: that preset for "
-                         "every spec; auto: the checkpoint `transformer` runs, trained if missing (default: each transformer variant the suite's cells run, as its sections name "
-                         "them, the ones already trained kept, the paper preset left to a GPU)")
+                    help="paper | small | cpu | cpu-pairs | tiny, or LAYERSxHEADSxWIDTH such as 4x4x96: that preset "
+                         "for every spec; auto: the format `transformer` runs, trained if missing (default: each "
+                         "transformer variant the suite's cells run, as its sections name them, the ones already "
+                         "trained kept, the paper preset left to a GPU)")
     tr.add_argument("--recipe", default="cpu",
                     help="named recipe the options below override: cpu (2-core CPU, default) | default (GPU) | "
                          "pathak2023 (App. C of Pathak et al., GPU)")
