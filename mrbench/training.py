@@ -122,9 +122,9 @@ def train_queue(suite: str, where: str | None, preset: str | None, dropout: floa
     loaded = load_suite(suite)
     specs = filter_specs(loaded.specs, where)
     variants = suite_variants(loaded, specs) if preset is None else [(s, preset, dropout or 0.0) for s in specs]
-    rows = []
-    for name, job in _jobs(variants, seeds, state_dir or out_dir).items():
-        found, prefix = checkpoints.find(name), (state_dir or out_dir) / name
+    rows, saved_in = [], state_dir or out_dir
+    for name, job in _jobs(variants, seeds, saved_in).items():
+        found, prefix = checkpoints.find(name), saved_in / name
         done = state.seconds_done(prefix) if state.exists(prefix) else 0.0
         if found is not None and preset in (None, "auto"):  # "auto" is whatever is found
             status = "shipped" if found.parent == checkpoints.shipped_dir() else f"in {found.parent}"
