@@ -280,7 +280,9 @@ def train_one(task: TrainTask, echo=print) -> Path:
     final = evaluate(model)
     said = f"  {task.name}: " if not task.progress else "  "
     echo(f"{said}{summary(final)}, {hist.seconds:.1f} s (+ {hist.first_step_seconds:.1f} s first step)"
-         + (f"; stopped early at {hist.stopped['seconds']:.0f} s of the budget" if hist.stopped else ""))
+         + (f"; stopped early at {hist.stopped['seconds']:.0f} s of the budget" if hist.stopped else "")
+         + (f"; the weights of its best held-out evaluation, at {hist.kept['seconds']:.0f} s"
+            if hist.kept and hist.kept["step"] != hist.steps else ""))
     if final.get("mean_ratio", 0) > PLATEAU_RATIO:
         echo(f"{said}still far from the oracle (mean ratio {final['mean_ratio']:.1f}): expected of a budget this short; "
              "the README's learning curves give the budgets that train (to a ratio of 1.05 at m = 5: about "
@@ -289,7 +291,7 @@ def train_one(task: TrainTask, echo=print) -> Path:
             "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),
             "first_step_seconds": round(hist.first_step_seconds, 3), "resumed_at": hist.resumed_at,
             "device": device, "device_name": device_name(device, torch.get_num_threads()), "final": final,
-            "evals": hist.evals, "stopped_early": hist.stopped,
+            "evals": hist.evals, "stopped_early": hist.stopped, "kept": hist.kept,
             "loss": hist.loss, "init_from": init and init[1],
             "mrbench_version": __version__, "git_commit": task.commit,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -445,6 +445,36 @@ def test_a_fixed_set_run_stops_when_held_out_quality_stops_improving():
     assert "mean nmse" in stalled(noiseless, 3, 61)["why"]
 
 
+
+def test_a_fixed_set_run_returns_its_best_held_out_weights_also_after_a_resume(tmp_path):
+    """Over-fitting a small set must not cost the checkpoint: the weights of the best evaluation
+    are returned, they travel with the training state, and fresh prompts keep the last ones."""
+    ds = tiny_dataset(n_train=50)
+    cfg = Config(d=4, max_pairs=9, **PRESETS["tiny"])
+    recipe = Recipe(steps=40, batch_size=16, lr=3e-3, eval_every=10, patience=None)
+    seen = []
+
+    def scores(*ratios):
+        def evaluate(model):  # a held-out score chosen per evaluation, the weights it saw recorded
+            seen.append({k: v.clone() for k, v in model.state_dict().items()})
+            return {"mean_ratio": ratios[len(seen) - 1]}
+        return evaluate
+
+    model, hist = train_model(ds.train, cfg, recipe, "cpu", 0, scores(1.5, 1.2, 1.3, 1.4), progress=False,
+                              state=tmp_path / "run")
+    assert hist.kept == {"step": 20, "seconds": hist.evals[1]["seconds"], "samples": 320, "score": 1.2}
+    assert all(torch.equal(v, seen[1][k]) for k, v in model.state_dict().items())
+    # resumed with a larger budget: a later, worse evaluation does not replace the saved best
+    longer, lhist = train_model(ds.train, cfg, dataclasses.replace(recipe, steps=60), "cpu", 0,
+                                scores(1.5, 1.2, 1.3, 1.4, 1.25, 1.3), progress=False, state=tmp_path / "run",
+                                resume=True)
+    assert lhist.kept["step"] == 20 and all(torch.equal(v, seen[1][k]) for k, v in longer.state_dict().items())
+    seen.clear()
+    fresh_ds = tiny_dataset(n_train=None)
+    last, fhist = train_model(fresh_ds.train, cfg, recipe, "cpu", 0, scores(1.5, 1.2, 1.3, 1.4), progress=False)
+    assert fhist.kept is None and not all(torch.equal(v, seen[1][k]) for k, v in last.state_dict().items())
+
+
 QUEUE_SUITE = """
 [suite]
 name = "tq"

@@ -217,6 +217,9 @@ def provenance(meta: dict) -> dict:
     device = meta.get("device_name") or meta.get("device") or "?"
     where = "CPU" if device.lower().startswith("cpu") else device
     summary = f"{meta.get('preset')} preset · {_count(samples)} prompts · {where} {_duration(seconds)}"
+    kept = meta.get("kept")
+    if kept and kept["step"] != meta.get("steps"):  # a fixed set's best held-out weights, not its last
+        summary += f" · weights of {_duration(kept['seconds'])}"
     held_out = (meta.get("final") or {}).get("mean_ratio")
     if held_out is not None:  # how far from the oracle the training left it: a verdict's context
         summary += f" · held-out ratio {held_out:.3f}"

@@ -20,7 +20,9 @@ def exists(prefix: Path) -> bool:
     return all(p.exists() for p in paths(prefix))
 
 
-def save(prefix: Path, model, opt, gen: torch.Generator, hist, meta: dict) -> None:
+def save(prefix: Path, model, opt, gen: torch.Generator, hist, meta: dict, extra: dict | None = None) -> None:
+    """`extra`: more tensors, named GROUP.NAME (e.g. best.w: a fixed set's best weights), returned by
+    `load` as doc["extra"][GROUP][NAME]."""
     from safetensors.torch import save as to_bytes
 
 
@@ -31,6 +33,7 @@ def save(prefix: Path, model, opt, gen: torch.Generator, hist, meta: dict) -> No
             tensors[f"opt.{i}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.sampler"] = gen.get_state().cpu()
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     doc = {"history": dataclasses.asdict(hist), "param_groups": opt_state["param_groups"], **meta}
     weights, sidecar = paths(prefix)
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -87,4 +90,9 @@ def _restore(weights: Path, sidecar: Path, model, opt, gen: torch.Generator) -> 
     opt.load_state_dict({"state": slots, "param_groups": doc["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
     gen.set_state(tensors["rng.sampler"])
+    doc["extra"] = {}
+    for k, v in tensors.items():
+        group, _, name = k.partition(".")
+        if group not in ("model", "opt", "rng", "step"):
+            doc["extra"].setdefault(group, {})[name] = v
     return doc
