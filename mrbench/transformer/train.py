@@ -408,11 +408,12 @@ def stalled(evals: list[dict], patience: int | None, pairs: int, tolerance: floa
     mean ratio to the oracle, at sigma = 0 the mean NMSE), averaged over the last `window`
     evaluations (one evaluation's noise, about 1% on 2000 prompts, would stop a run that still
     improves), has not fallen below (1 - tolerance) times its best for `patience` evaluations."""
-    scored = [e for e in evals if e.get("pairs") == pairs and ("mean_ratio" in e or "mean_nmse" in e)]
+    scored = [e for e in evals if e.get("pairs") == pairs and held_out_score(e) is not None]
     if not patience or len(scored) < window + patience:
         return None
-    score = "mean_ratio" if "mean_ratio" in scored[0] else "mean_nmse"
-    smooth = [sum(e[score] for e in scored[i - window + 1:i + 1]) / window for i in range(window - 1, len(scored))]
+    score = "mean_ratio" if "mean_ratio" in scored[0] else "mean_nmse"  # its name, for the message
+    values = [held_out_score(e) for e in scored]
+    smooth = [sum(values[i - window + 1:i + 1]) / window for i in range(window - 1, len(values))]
     best, since = 0, 0
     for i in range(1, len(smooth)):
         best, since = (i, 0) if smooth[i] < (1 - tolerance) * smooth[best] else (best, since + 1)
