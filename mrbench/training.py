@@ -38,11 +38,13 @@ def evaluator(spec, device: str, n: int = 2000):
     def curve(pred):
         return nmse_curve(pred, ds.test.y, spec.d)[0][1:]
 
-    noiseless = spec.sigma == 0
+    noiseless, zero_ratio = spec.sigma == 0, None
     if noiseless:
         others = {"ols": curve(least_squares(ds.test.x, y)), "argmin": curve(argmin(ds.test.x, y, ds.truth.pool))}
     else:
         ref = curve(oracle_predictions(ds))
+        # predicting 0 (what a model that ignores the prompt reaches, about) against the oracle
+        zero_ratio = float((curve(np.zeros_like(ds.test.y)) / ref).mean())
 
     def evaluate(model) -> dict:
         nmse = curve(predict(model, ds.test.x, y, device))
@@ -53,6 +55,7 @@ def evaluator(spec, device: str, n: int = 2000):
         return out | {"mean_ratio": float(ratio.mean()), "worst_ratio": float(ratio.max()),
                       "worst_k": int(ratio.argmax() + 1), "ratio_per_k": [float(r) for r in ratio]}
 
+    evaluate.zero_ratio = zero_ratio
     return evaluate
 
 
@@ -67,7 +70,17 @@ def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-PLATEAU_RATIO = 2.0  # a final mean ratio above it: the run barely trained
+# A run barely trained: its final mean ratio above PLATEAU_RATIO, or less than PLATEAU_GAIN of the
+# way from predicting 0 to the oracle. The second catches the families where predicting 0 is
+# itself near the oracle (the sample family's: about 1.5), where a ratio alone does not.
+PLATEAU_RATIO, PLATEAU_GAIN = 2.0, 0.1
+
+
+def barely_trained(final: dict, zero_ratio: float | None) -> bool:
+    ratio = final.get("mean_ratio")
+    if ratio is None:
+        return False
+    return ratio > PLATEAU_RATIO or (zero_ratio is not None and ratio - 1 > (1 - PLATEAU_GAIN) * (zero_ratio - 1))
 
 
 def summary(result: dict) -> str:
@@ -283,9 +296,10 @@ def train_one(task: TrainTask, echo=print) -> Path:
          + (f"; stopped early at {hist.stopped['seconds']:.0f} s of the budget" if hist.stopped else "")
          + (f"; the weights of its best held-out evaluation, at {hist.kept['seconds']:.0f} s"
             if hist.kept and hist.kept["step"] != hist.steps else ""))
-    if final.get("mean_ratio", 0) > PLATEAU_RATIO:
-        echo(f"{said}still far from the oracle (mean ratio {final['mean_ratio']:.1f}): expected of a budget this short; "
-             "the README's learning curves give the budgets that train (to a ratio of 1.05 at m = 5: about "
+    if barely_trained(final, evaluate.zero_ratio):
+        echo(f"{said}barely trained: mean ratio {final['mean_ratio']:.2f} to the oracle, where predicting 0 scores "
+             f"{evaluate.zero_ratio:.2f}: a budget this short, or a run still on the initial plateau; "
+             "docs/transformer.md gives the budgets and recipes that train (to a ratio of 1.05 at m = 5: about "
              "1,300 s on one core)")
     meta = {"training": train.spec.fields(), "preset": preset, "recipe": recipe.to_dict(),
             "steps": hist.steps, "samples": hist.samples, "wall_seconds": round(hist.seconds, 3),

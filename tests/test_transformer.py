@@ -274,6 +274,21 @@ def test_evaluator_uses_the_training_distribution_and_reports_ols_and_argmin_at_
     assert "OLS" in summary(noiseless) and "oracle" in summary(plain)
 
 
+def test_an_untrained_model_is_flagged_also_where_predicting_zero_is_near_the_oracle():
+    from mrbench.families import make_spec
+    from mrbench.training import PLATEAU_RATIO, barely_trained, evaluator
+
+    # the sample family: each pair draws its component, so predicting 0 is within 2 of the oracle
+    spec = make_spec(dict(family="sample", prior="gaussian", d=4, m=2, snr=5.0, k_max=12, n_train=100, n_test=50))
+    evaluate = evaluator(spec, "cpu", n=300)
+    untrained = evaluate(InContextRegressor(Config(d=4, max_pairs=13, **PRESETS["tiny"])).eval())
+    assert 1 < evaluate.zero_ratio < PLATEAU_RATIO and untrained["mean_ratio"] < PLATEAU_RATIO
+    assert barely_trained(untrained, evaluate.zero_ratio)
+    # a tenth of the way from predicting 0 to the oracle is no longer the plateau
+    assert not barely_trained({"mean_ratio": 1 + 0.85 * (evaluate.zero_ratio - 1)}, evaluate.zero_ratio)
+    assert barely_trained({"mean_ratio": 2.5}, 40.0) and not barely_trained({"mean_nmse": 0.1}, None)
+
+
 def test_checkpoint_names_for_every_seed_of_a_fixed_training_set():
     from mrbench.families import make_spec
     from mrbench.training import needed_checkpoints
