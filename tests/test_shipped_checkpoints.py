@@ -41,7 +41,9 @@ TARGETS = {("quick", "m == 5 and sigma == 1", "cpu", 0.0): 1.05, ("quick", "m ==
            (JIN_N, "k_max == 40 and not symmetric", "cpu-pairs", 0.0): 1.15,
            (JIN_N, "k_max == 60 and not symmetric", "cpu-pairs", 0.0): 1.20,
            (JIN_N, "k_max == 80 and not symmetric", "cpu-pairs", 0.0): 1.20,
+           ("jin2024:snr", "snr == 2", "cpu-pairs", 0.0): 1.10,
            ("jin2024:snr", "snr == 10", "cpu-pairs", 0.0): 1.20,
+           (JIN_B, "n_train == 500", "cpu-pairs", 0.0): 1.30,
            (JIN_B, "n_train == 1000", "cpu-pairs", 0.0): 1.20,
            (JIN_B, "n_train == 4000", "cpu-pairs", 0.0): 1.15}
 
