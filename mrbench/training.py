@@ -14,6 +14,7 @@ from . import formatting as fmt
 from .data import make_dataset, oracle_predictions, train_data
 from .errors import UserError
 from .executors import make_executor
+from .families.registry import family_of
 from .metrics import nmse_curve
 from .predictors import argmin
 from .prompts import hide_query
@@ -174,7 +175,7 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
                 dropout: float | None = None, seeds: int = 1, echo=print, state_dir: Path | None = None,
                 resume: bool = False, init_from: str | None = None, force: bool = False,
                 start_if_missing: bool = False, state_every: float = 120.0, dry_run: bool = False,
-                jobs: int = 1, executor: str = "serial", scheduler=None) -> list[Path]:
+                jobs: int = 1, executor: str = "serial", scheduler=None, lr_given: bool = False) -> list[Path]:
     """Train (or, with `resume`, continue) the checkpoints the suite's selected specs need:
     with no `preset`, every missing transformer variant its cells run (train_queue); else
     that preset and dropout for every spec. The training state lives in `state_dir`
@@ -182,8 +183,9 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
     `init_from` names a checkpoint (or a path) whose weights the training starts from. `resume`
     without a saved state is an error unless `start_if_missing` (--resume-or-start). The
     trainings run through `mrbench run`'s executors: `jobs` local workers (one thread each on
-    two cores with -j 2), or a Dask cluster (`executor="dask"`, `scheduler`). `echo` says the
-    queue's lines; each training prints its own where it runs."""
+    two cores with -j 2), or a Dask cluster (`executor="dask"`, `scheduler`). Unless `lr_given`
+    (--lr), each job's family may lower the recipe's learning rate (Family.max_lr). `echo` says
+    the queue's lines; each training prints its own where it runs."""
     commit = git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
     rows = train_queue(suite, where, preset, dropout, seeds, device, recipe, out_dir, state_dir)
@@ -212,8 +214,9 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
     if resume and absent and not start_if_missing:
         raise UserError(f"--resume: no training state for {', '.join(absent)} in {state_dir or out_dir}; "
                         f"nothing to continue (--resume-or-start starts those afresh)")
-    tasks = [TrainTask(name, job, recipe, device, str(out_dir), str(prefixes[name]), resume, init_from, state_every,
-                       commit, progress=executor == "serial" and jobs == 1) for name, job in needed.items()]
+    recipes = {name: recipe if lr_given else family_of(job.spec).training_recipe(recipe) for name, job in needed.items()}
+    tasks = [TrainTask(name, job, recipes[name], device, str(out_dir), str(prefixes[name]), resume, init_from,
+                       state_every, commit, progress=executor == "serial" and jobs == 1) for name, job in needed.items()]
     runner = make_executor(executor, jobs, None, device, scheduler)
     failed = []
     try:
@@ -279,7 +282,7 @@ def train_one(task: TrainTask, echo=print) -> Path:
     spec, preset = job.spec, job.preset
     budget = f"{recipe.seconds:g} s" if recipe.seconds else f"{recipe.steps} steps"
     echo(f"{'resuming' if task.resume and state.exists(prefix) else 'training'} {task.name} for {spec.name} "
-         f"({preset} preset, dropout {job.dropout:g}, {recipe.name} recipe, {budget}, device {device})")
+         f"({preset} preset, dropout {job.dropout:g}, {recipe.name} recipe at lr {recipe.lr:g}, {budget}, device {device})")
     init = _initial_weights(task.init_from) if task.init_from else None
     cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=job.dropout, **preset_shape(preset))
     train = train_data(spec)

@@ -422,6 +422,37 @@ def test_two_training_seeds_of_a_stream_train_two_models(cli, tmp_path):
     assert not torch.equal(a.read_in.weight, b.read_in.weight)  # independently trained
 
 
+def test_the_sample_family_lowers_the_recipes_learning_rate_unless_lr_is_given(cli, tmp_path, monkeypatch):
+    # the cpu recipe's 3e-3 leaves the sample family's training on its plateau (Family.max_lr)
+    import signal
+
+    from mrbench import cli as cli_module, training
+
+    sample = tmp_path / "ts.toml"
+    sample.write_text('[suite]\nname = "ts"\n[defaults]\nfamily = "sample"\nprior = "gaussian"\nd = 4\nm = 2\n'
+                      'k_max = 8\nn_test = 200\nsigma = 0.5\nsnr = 2.0\n[sections.a]\n')
+    trained = []
+    monkeypatch.setattr(training, "train_one", lambda task: trained.append(task.recipe.lr))
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # what `mrbench train` sets for its own process
+    for extra in ([], ["--lr", "0.002"]):
+        assert cli_module.main(["train", "--suite", str(sample), "--preset", "tiny", "--steps", "2",
+                                "--out-dir", str(tmp_path / "ck"), *extra]) == 0
+    assert trained == [1e-3, 2e-3]
+    monkeypatch.undo()
+    suite = tmp_path / "tt.toml"  # the prompt family keeps the recipe's; the sidecar records the rate
+    suite.write_text(TINY_SUITE)
+    code, out, err = cli("train", "--suite", suite, "--preset", "tiny", "--steps", "2", "--batch-size", "8",
+                         "--out-dir", tmp_path / "tt")
+    assert code == 0 and "cpu recipe at lr 0.003" in out, err
+    assert json.loads(checkpoints.sidecars(tmp_path / "tt")[0].read_text())["recipe"]["lr"] == 3e-3
+    from mrbench.families import make_spec
+    from mrbench.solvers.transformer import Transformer
+
+    spec = make_spec({"family": "sample", "d": 4, "m": 2, "k_max": 8, "snr": 2.0})
+    assert Transformer().training_recipe("cpu", spec).lr == 1e-3  # what `mrbench run` would train with
+    assert Transformer(lr=3e-3).training_recipe("cpu", spec).lr == 3e-3
+
+
 def test_the_pathak2023_recipe_follows_appendix_c():
     from mrbench.transformer.config import RECIPES
     from mrbench.transformer.train import dims_at, lr_at, pairs_at

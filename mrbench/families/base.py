@@ -8,6 +8,7 @@ families branches on a family's name.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -33,6 +34,9 @@ class Family:
     slope_score: ClassVar[str | None] = None  # the column of `scores` (with its `_se`) a slope claim fits at k = k_max
     panels: ClassVar[tuple[str, ...]] = ()  # report panels beyond the NMSE curves: "shifts", "probe", "excess"
     noiseless_ok: ClassVar[bool] = True  # sigma = 0 is a valid spec
+    # the highest peak learning rate training on it is known to work with: a recipe's higher rate
+    # is lowered to it unless `mrbench train --lr` names one (None: the recipe's rate)
+    max_lr: ClassVar[float | None] = None
 
     # -- spec fields --------------------------------------------------------------------------
     def validate(self, where: str, values: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +60,12 @@ class Family:
         if spec["sigma"] == 0 and not self.noiseless_ok:
             raise _invalid(where, "sigma", 0.0, f"must be > 0 for family '{self.name}'")
         return out
+
+    def training_recipe(self, recipe):
+        """`recipe` (a transformer Recipe) with its learning rate lowered to max_lr."""
+        if self.max_lr is None or recipe.lr <= self.max_lr:
+            return recipe
+        return dataclasses.replace(recipe, lr=self.max_lr)
 
     def tiny(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """A valid variant of the contract checks' tiny spec for this family."""

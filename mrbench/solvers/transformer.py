@@ -11,6 +11,7 @@ A checkpoint is found by training distribution, preset and dropout; the training
 The default preset, "auto", is the CPU transformer: per training distribution, the CPU preset
 whose checkpoint is found (`checkpoints.resolve`); `info` names the one each cell ran.
 """
+from mrbench.families.registry import family_of
 from mrbench.solver import Solver, at_least, one_of
 from mrbench.transformer import checkpoints
 from mrbench.transformer.config import Config, make_recipe, preset_shape
@@ -54,9 +55,10 @@ class Transformer(Solver):
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
 
-    def training_recipe(self, device: str):
+    def training_recipe(self, device: str, spec):
         name = self.recipe if self.recipe != "auto" else ("default" if device.startswith("cuda") else "cpu")
-        return make_recipe(name, steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr)
+        recipe = make_recipe(name, steps=self.steps, seconds=self.seconds, batch_size=self.batch_size, lr=self.lr)
+        return recipe if self.lr is not None else family_of(spec).training_recipe(recipe)
 
     def artifact(self, spec):
         path = checkpoints.find(self.checkpoint_key(spec))
@@ -65,7 +67,7 @@ class Transformer(Solver):
     def skip_reason(self, spec, device):
         if device.startswith("cuda") or checkpoints.find(self.checkpoint_key(spec)):
             return None
-        recipe = self.training_recipe(device)
+        recipe = self.training_recipe(device, spec)
         params = self.config(spec).n_params()
         estimate = 6 * params * recipe.steps * recipe.batch_size * (2 * spec.k_max + 1) / CPU_FLOPS
         estimate = min(estimate, recipe.seconds or estimate)
@@ -89,7 +91,7 @@ class Transformer(Solver):
             self.model_, meta = checkpoints.load(path, self.device)
             self.checkpoint_, self.meta_ = str(path), checkpoints.provenance(meta)
             return self
-        recipe = self.training_recipe(self.device)
+        recipe = self.training_recipe(self.device, train.spec)
         self.model_, hist = train_model(train, self.config(train.spec), recipe, self.device, self.seed, progress=False)
         self.checkpoint_ = "trained in this run"
         self.meta_ = checkpoints.provenance({"preset": self.resolved(train.spec), "steps": hist.steps, "samples": hist.samples,
