@@ -126,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--init-from", metavar="CHECKPOINT",
                     help="start from this checkpoint's weights (name or .safetensors path), e.g. to fine-tune")
     tr.add_argument("--force", action="store_true",
-                    help="write even under a shipped checkpoint's name (it would shadow or replace the shipped model)")
+                    help="train also the checkpoints found (shipped or in the cache); a shipped one's new file "
+                         "shadows the shipped model (in the package, replaces it)")
     tr.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     tr.add_argument("--out-dir", help="where to write (default: the user cache, $MRBENCH_CACHE or ~/.cache/mrbench)")
 

@@ -128,11 +128,11 @@ def suite_variants(suite, specs) -> list[tuple]:
 
 
 def train_queue(suite: str, where: str | None, preset: str | None, dropout: float | None, seeds: int,
-                device: str, recipe: Recipe, out_dir: Path, state_dir: Path | None) -> list[dict]:
+                device: str, recipe: Recipe, out_dir: Path, state_dir: Path | None, force: bool = False) -> list[dict]:
     """What `mrbench train` would do, one row per checkpoint: with no `preset`, every transformer
-    variant the suite's cells run (found ones kept, the paper preset left to a GPU), else that
-    preset and dropout on every spec. Each row: name, spec, preset, dropout, where it is (or
-    how far its saved state got), and the training seconds left of the recipe's budget."""
+    variant the suite's cells run (the paper preset left to a GPU), else that preset and dropout
+    on every spec; found ones are kept unless `force`. Each row: name, spec, preset, dropout,
+    where it is (or how far its saved state got), and the training seconds left of the budget."""
     loaded = load_suite(suite)
     specs = filter_specs(loaded.specs, where)
     variants = suite_variants(loaded, specs) if preset is None else [(s, preset, dropout or 0.0) for s in specs]
@@ -140,7 +140,7 @@ def train_queue(suite: str, where: str | None, preset: str | None, dropout: floa
     for name, job in _jobs(variants, seeds, saved_in).items():
         found, prefix = checkpoints.find(name), saved_in / name
         done = state.seconds_done(prefix) if state.exists(prefix) else 0.0
-        if found is not None and preset in (None, "auto"):  # "auto" is whatever is found
+        if found is not None and not force:
             status = "shipped" if found.parent == checkpoints.shipped_dir() else f"in {found.parent}"
         elif preset is None and job.preset == "paper" and not device.startswith("cuda"):
             status = "left to a GPU (paper preset; --preset paper trains it here)"
@@ -188,7 +188,7 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
     the queue's lines; each training prints its own where it runs."""
     commit = git_commit()  # the code that trains, not whatever is checked out at the end
     out_dir = out_dir or checkpoints.user_dir()
-    rows = train_queue(suite, where, preset, dropout, seeds, device, recipe, out_dir, state_dir)
+    rows = train_queue(suite, where, preset, dropout, seeds, device, recipe, out_dir, state_dir, force)
     if dry_run:
         echo(queue_text(rows))
         return []
@@ -198,8 +198,10 @@ def train_suite(suite: str, where: str | None, preset: str | None, recipe: Recip
     needed = {r["name"]: r["job"] for r in rows if r["status"].startswith("to train")}
     if init_from:
         _initial_weights(init_from)  # a bad name is an error before anything trains
-    if not force:
-        checkpoints.refuse_shipped(needed, out_dir)
+    for name in filter(checkpoints.shipped, needed):  # only with --force
+        effect = "replace" if Path(out_dir).resolve() == checkpoints.shipped_dir().resolve() else "shadow"
+        echo(f"note: {name} is a shipped checkpoint: writing it to {out_dir} will {effect} the shipped model "
+             f"in every later run (--force)")
     for name, job in needed.items():  # said before it trains: the new one takes over `transformer`
         older = checkpoints.shadowed(job.spec, job.preset, job.dropout)
         if older:

@@ -91,16 +91,17 @@ def test_a_replaced_checkpoint_reruns_exactly_its_cells(cache, tmp_path):
     assert plan.loc[~plan.stored, ["spec", "solver"]].values.tolist() == [["fig2/m=20,sigma=1.0", "transformer"]]
 
 
-def test_train_refuses_a_shipped_name_without_force(cli, tmp_path):
+def test_train_keeps_a_shipped_checkpoint_unless_forced(cli, tmp_path):
+    # with --preset as without it: what is found is not trained again, nothing is written
+    for preset in (["--preset", "cpu"], []):
+        code, out, err = cli("train", "--suite", "quick", "--where", "m == 5 and sigma == 1", "--steps", "1",
+                             *preset, "--out-dir", tmp_path / "ck")
+        assert code == 0 and "cpu-aef67ab8a547e4df for fig2/m=5,sigma=1.0 (cpu preset): shipped" in out, err
+        assert not (tmp_path / "ck").exists()
     code, out, err = cli("train", "--suite", "quick", "--where", "m == 5 and sigma == 1", "--steps", "1",
-                         "--preset", "cpu", "--out-dir", tmp_path / "ck")
-    assert code == 2 and "cpu-aef67ab8a547e4df is a shipped checkpoint" in err and "--force" in err
-    assert not (tmp_path / "ck").exists()
-    # without --preset, the suite's variants: the shipped one is kept, nothing trains
-    code, out, err = cli("train", "--suite", "quick", "--where", "m == 5 and sigma == 1", "--steps", "1",
-                         "--out-dir", tmp_path / "ck")
-    assert code == 0 and "cpu-aef67ab8a547e4df for fig2/m=5,sigma=1.0 (cpu preset): shipped" in out
-    assert not (tmp_path / "ck").exists()
+                         "--preset", "cpu", "--force", "--out-dir", tmp_path / "ck")
+    assert code == 0 and "note: cpu-aef67ab8a547e4df is a shipped checkpoint" in out and "will shadow" in out, err
+    assert (tmp_path / "ck" / "cpu-aef67ab8a547e4df.safetensors").exists()
 
 
 def test_every_shipped_checkpoint_proves_who_it_is():

@@ -98,17 +98,6 @@ def shipped(name: str) -> bool:
     return (shipped_dir() / f"{name}.safetensors").exists()
 
 
-def refuse_shipped(names, out_dir: Path) -> None:
-    """`mrbench train` writes no shipped checkpoint's name unless forced: in the user cache
-    the new file would shadow the shipped model in every later run, in the package replace it."""
-    taken = [n for n in names if shipped(n)]
-    if taken:
-        effect = "replace" if Path(out_dir).resolve() == shipped_dir().resolve() else "shadow"
-        raise UserError(f"{', '.join(taken)} {'is a shipped checkpoint' if len(taken) == 1 else 'are shipped checkpoints'}: "
-                        f"writing {'it' if len(taken) == 1 else 'them'} to {out_dir} would {effect} the shipped model "
-                        f"in every later run; pass --force to do so")
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
