@@ -29,35 +29,35 @@ from .transformer.model import predict
 from .transformer.train import Recipe, train_model
 
 
-def evaluator(spec, device: str, n: int = 2000):
+class Evaluator:
     """NMSE per k = 1..k_max on n held-out prompts of the training distribution (a seed no suite
-    uses) as a ratio to the family's oracle. At sigma = 0 the oracle's NMSE is 0 from k = 1 on
-    and a ratio means nothing, so the mean NMSE is reported next to OLS's and the argmin's."""
-    ds = make_dataset(dataclasses.replace(train_spec(spec), seed=spec.seed + 1_000_003, n_test=n))
-    y = hide_query(ds.test.y)
+    uses) as a ratio to the family's oracle: calling it on a model scores the model. At sigma = 0
+    the oracle's NMSE is 0 from k = 1 on and a ratio means nothing, so the mean NMSE is reported
+    next to OLS's and the argmin's. `zero_ratio`: predicting 0 (what a model that ignores the
+    prompt reaches, about) against the oracle; None at sigma = 0."""
 
-    def curve(pred):
-        return nmse_curve(pred, ds.test.y, spec.d)[0][1:]
+    def __init__(self, spec, device: str, n: int = 2000):
+        self.spec, self.device, self.zero_ratio = spec, device, None
+        self.ds = ds = make_dataset(dataclasses.replace(train_spec(spec), seed=spec.seed + 1_000_003, n_test=n))
+        self.y = y = hide_query(ds.test.y)
+        if spec.sigma == 0:
+            self.others = {"ols": self._curve(least_squares(ds.test.x, y)),
+                           "argmin": self._curve(argmin(ds.test.x, y, ds.truth.pool))}
+        else:
+            self.ref = self._curve(oracle_predictions(ds))
+            self.zero_ratio = float((self._curve(np.zeros_like(ds.test.y)) / self.ref).mean())
 
-    noiseless, zero_ratio = spec.sigma == 0, None
-    if noiseless:
-        others = {"ols": curve(least_squares(ds.test.x, y)), "argmin": curve(argmin(ds.test.x, y, ds.truth.pool))}
-    else:
-        ref = curve(oracle_predictions(ds))
-        # predicting 0 (what a model that ignores the prompt reaches, about) against the oracle
-        zero_ratio = float((curve(np.zeros_like(ds.test.y)) / ref).mean())
+    def _curve(self, pred):
+        return nmse_curve(pred, self.ds.test.y, self.spec.d)[0][1:]
 
-    def evaluate(model) -> dict:
-        nmse = curve(predict(model, ds.test.x, y, device))
+    def __call__(self, model) -> dict:
+        nmse = self._curve(predict(model, self.ds.test.x, self.y, self.device))
         out = {"mean_nmse": float(nmse.mean()), "nmse_per_k": [float(v) for v in nmse]}
-        if noiseless:
-            return out | {f"{name}_mean_nmse": float(v.mean()) for name, v in others.items()}
-        ratio = nmse / ref
+        if self.zero_ratio is None:
+            return out | {f"{name}_mean_nmse": float(v.mean()) for name, v in self.others.items()}
+        ratio = nmse / self.ref
         return out | {"mean_ratio": float(ratio.mean()), "worst_ratio": float(ratio.max()),
                       "worst_k": int(ratio.argmax() + 1), "ratio_per_k": [float(r) for r in ratio]}
-
-    evaluate.zero_ratio = zero_ratio
-    return evaluate
 
 
 def least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -288,7 +288,7 @@ def train_one(task: TrainTask, echo=print) -> Path:
     init = _initial_weights(task.init_from) if task.init_from else None
     cfg = Config(d=spec.d, max_pairs=spec.k_max + 1, dropout=job.dropout, **preset_shape(preset))
     train = train_data(spec)
-    evaluate = evaluator(spec, device)
+    evaluate = Evaluator(spec, device)
     try:
         model, hist = train_model(train, cfg, recipe, device, seed=spec.seed, evaluate=evaluate, state=prefix,
                                   resume=task.resume, init=init and init[0], state_every=task.state_every,

@@ -261,14 +261,14 @@ def test_compiled_bf16_training_never_recompiles():
 
 def test_evaluator_uses_the_training_distribution_and_reports_ols_and_argmin_at_sigma_zero():
     from mrbench.families import make_spec
-    from mrbench.training import evaluator, summary
+    from mrbench.training import Evaluator, summary
 
     model = InContextRegressor(Config(d=4, max_pairs=9, **PRESETS["tiny"])).eval()
     base = dict(d=4, m=3, k_max=8, n_test=50, sigma=0.5)
-    plain = evaluator(make_spec(base), "cpu", n=300)(model)
-    shifted = evaluator(make_spec(base | {"shift_kind": "covariate_scale", "shift_value": 3.0}), "cpu", n=300)(model)
+    plain = Evaluator(make_spec(base), "cpu", n=300)(model)
+    shifted = Evaluator(make_spec(base | {"shift_kind": "covariate_scale", "shift_value": 3.0}), "cpu", n=300)(model)
     assert shifted == plain and len(plain["ratio_per_k"]) == 8 and plain["mean_ratio"] > 1
-    noiseless = evaluator(make_spec(base | {"sigma": 0.0}), "cpu", n=300)(model)
+    noiseless = Evaluator(make_spec(base | {"sigma": 0.0}), "cpu", n=300)(model)
     assert "mean_ratio" not in noiseless and len(noiseless["nmse_per_k"]) == 8
     assert noiseless["argmin_mean_nmse"] < 1e-12 < noiseless["ols_mean_nmse"] < noiseless["mean_nmse"]
     assert "OLS" in summary(noiseless) and "oracle" in summary(plain)
@@ -276,11 +276,11 @@ def test_evaluator_uses_the_training_distribution_and_reports_ols_and_argmin_at_
 
 def test_an_untrained_model_is_flagged_also_where_predicting_zero_is_near_the_oracle():
     from mrbench.families import make_spec
-    from mrbench.training import PLATEAU_RATIO, barely_trained, evaluator
+    from mrbench.training import PLATEAU_RATIO, Evaluator, barely_trained
 
     # the sample family: each pair draws its component, so predicting 0 is within 2 of the oracle
     spec = make_spec(dict(family="sample", prior="gaussian", d=4, m=2, snr=5.0, k_max=12, n_train=100, n_test=50))
-    evaluate = evaluator(spec, "cpu", n=300)
+    evaluate = Evaluator(spec, "cpu", n=300)
     untrained = evaluate(InContextRegressor(Config(d=4, max_pairs=13, **PRESETS["tiny"])).eval())
     assert 1 < evaluate.zero_ratio < PLATEAU_RATIO and untrained["mean_ratio"] < PLATEAU_RATIO
     assert barely_trained(untrained, evaluate.zero_ratio)
